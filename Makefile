@@ -1,0 +1,65 @@
+# deepspark developer commands: `make demo`, `make test`. Everything runs from the project venv in .venv.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# Executors must run the venv's python (else: "No module named 'pyarrow'"); keep Spark on loopback.
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
+export SPARK_LOCAL_IP := 127.0.0.1
+export SPARK_LOCAL_HOSTNAME := localhost
+
+# This machine's pip config names extra index folders that lack some packages; pip then prints one
+# "Location ... is ignored" warning per package. Drop exactly those lines, keep everything else.
+PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
+
+.PHONY: help venv demo test lint bench clean distclean
+
+help:
+	@echo "make venv       create .venv and install deepspark[dev] (only when pyproject.toml/constraints.txt changed)"
+	@echo "make demo       run 'deepspark demo'"
+	@echo "make test       ruff + mypy + pytest (PYTEST_ARGS='-m spark' to narrow)"
+	@echo "make lint       ruff + mypy"
+	@echo "make bench      run every bench/bench_*.py"
+	@echo "make clean      remove caches and generated files (distclean also removes .venv)"
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	@echo "installing deepspark[dev] into $(VENV) (constraints.txt pins torch/pyspark)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | { grep -Ev "$(PIP_NOISE)" || true; }
+	@touch $@
+
+demo: venv
+	$(BIN)/deepspark demo
+
+lint: venv
+	$(BIN)/ruff check deepspark tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: venv
+	@shopt -s nullglob; scripts=(bench/bench_*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no bench/bench_*.py scripts"; exit 0; fi; \
+	for script in "$${scripts[@]}"; do \
+		echo "== $$script"; $(BIN)/python "$$script"; \
+	done
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache spark-warehouse metastore_db derby.log demo-output
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,70 @@
+"""Frozen, validated, JSON-round-trippable specs: layers, updaters, schedules, input types, networks."""
+
+from deepspark.config._spec import Spec, registered
+from deepspark.config.input_types import InputType
+from deepspark.config.layers import (
+    GRU,
+    LSTM,
+    Activation,
+    BatchNorm,
+    Bidirectional,
+    Conv1D,
+    Conv2D,
+    Cropping2D,
+    Deconv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    EmbeddingSequence,
+    GlobalPooling,
+    LastTimeStep,
+    Layer,
+    LayerNorm,
+    LossLayer,
+    Output,
+    RnnOutput,
+    SimpleRnn,
+    Subsampling,
+    Subsampling1D,
+    Subsampling2D,
+    Upsampling2D,
+    ZeroPadding2D,
+)
+from deepspark.config.names import ACTIVATIONS, LOSSES, WEIGHT_INITS
+from deepspark.config.network import FORMAT_VERSION, NetworkConfig
+from deepspark.config.schedules import (
+    CycleSchedule,
+    ExponentialSchedule,
+    InverseSchedule,
+    MapSchedule,
+    PolySchedule,
+    Schedule,
+    SigmoidSchedule,
+    StepSchedule,
+    WarmupSchedule,
+)
+from deepspark.config.updaters import (
+    AdaDelta,
+    AdaGrad,
+    AdaMax,
+    Adam,
+    AdamW,
+    AmsGrad,
+    Nadam,
+    Nesterovs,
+    NoOp,
+    RmsProp,
+    Sgd,
+    Updater,
+)
+
+__all__ = [
+    "ACTIVATIONS", "FORMAT_VERSION", "GRU", "LOSSES", "LSTM", "WEIGHT_INITS",
+    "Activation", "AdaDelta", "AdaGrad", "AdaMax", "Adam", "AdamW", "AmsGrad", "BatchNorm", "Bidirectional",
+    "Conv1D", "Conv2D", "Cropping2D", "CycleSchedule", "Deconv2D", "Dense", "Dropout", "Embedding",
+    "EmbeddingSequence", "ExponentialSchedule", "GlobalPooling", "InputType", "InverseSchedule", "LastTimeStep",
+    "Layer", "LayerNorm", "LossLayer", "MapSchedule", "Nadam", "Nesterovs", "NetworkConfig", "NoOp", "Output",
+    "PolySchedule", "RmsProp", "RnnOutput", "Schedule", "Sgd", "SigmoidSchedule", "SimpleRnn", "Spec",
+    "StepSchedule", "Subsampling", "Subsampling1D", "Subsampling2D", "Updater", "Upsampling2D", "WarmupSchedule",
+    "ZeroPadding2D", "registered",
+]

@@ -1,0 +1,299 @@
+"""The base of every config spec: a tag registry, annotation-driven validation, and the exact JSON round trip.
+
+A spec is a frozen, slotted, keyword-only dataclass whose fields are JSON scalars, tuples, ``Literal``
+strings or nested specs. Validation is driven by the field annotations (one rule for every spec, one
+message shape for every error); a spec adds its own range checks in ``_validate``. ``to_dict`` writes
+the spec's registry tag under ``"type"``; ``from_dict`` reads it back, rejecting unknown tags and keys
+with the closest valid name. Specs never hold code: no callables, no import paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Literal, TypeVar, Union
+
+from deepspark.errors import ConfigError
+
+_TAGS: dict[str, type[Spec]] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+S = TypeVar("S", bound="Spec")
+
+
+def suggest(name: object, options: Iterable[str]) -> str:
+    """A hint naming the closest valid option, or listing them all when none is close."""
+    opts = sorted(options)
+    if isinstance(name, str):
+        close = difflib.get_close_matches(name, opts, n=1, cutoff=0.6)
+        if close:
+            return f"did you mean '{close[0]}'?"
+    if len(opts) <= 30:
+        return "valid: " + ", ".join(repr(o) for o in opts)
+    return f"{len(opts)} valid names, e.g. " + ", ".join(repr(o) for o in opts[:10])
+
+
+def register(tag: str) -> Callable[[type[S]], type[S]]:
+    """Class decorator: make a spec class readable from JSON under ``tag`` (unique across all kinds)."""
+
+    def deco(cls: type[S]) -> type[S]:
+        if tag in _TAGS and _TAGS[tag].__qualname__ != cls.__qualname__:
+            raise RuntimeError(f"spec tag {tag!r} is already used by {_TAGS[tag].__name__}")
+        cls.tag = tag
+        _TAGS[tag] = cls
+        return cls
+
+    return deco
+
+
+def registered(base: type[S]) -> dict[str, type[S]]:
+    """Every registered tag whose class is a subclass of ``base`` (e.g. all layers)."""
+    return {t: c for t, c in _TAGS.items() if issubclass(c, base)}  # type: ignore[misc]
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = hints
+    return hints
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type) and issubclass(tp, Spec):
+        return f"a {tp.kind} spec"
+    if tp is int:
+        return "an int"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "a bool"
+    if tp is str:
+        return "a string"
+    if tp is type(None):
+        return "None"
+    return str(tp).replace("typing.", "")
+
+
+def coerce(value: object, tp: Any, path: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it normalized (int -> float, list -> tuple)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value in allowed and type(value) is type(allowed[0]):
+            return value
+        raise ConfigError(
+            f"expected one of {list(allowed)}, got {_describe(value)}; {suggest(value, map(str, allowed))}", path
+        )
+    if origin in (Union, types.UnionType):
+        arms = typing.get_args(tp)
+        if value is None and type(None) in arms:
+            return None
+        errors = []
+        for arm in arms:
+            if arm is type(None):
+                continue
+            try:
+                return coerce(value, arm, path)
+            except ConfigError as e:
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        names = " or ".join(_type_name(a) for a in arms)
+        raise ConfigError(f"expected {names}, got {_describe(value)}", path)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (tuple, list)):
+            raise ConfigError(f"expected a list/tuple, got {_describe(value)}", path)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"expected {len(args)} values, got {len(value)}: {list(value)!r}", path)
+        return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"expected a finite number, got {value!r}", path)
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(tp, type) and issubclass(tp, Spec):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return tp.from_dict(value, path)
+        raise ConfigError(
+            f"expected {_type_name(tp)} ({suggest(None, registered(tp))}), got {_describe(value)}", path
+        )
+    else:  # pragma: no cover - a spec declared a field type this module does not know
+        raise TypeError(f"unsupported spec field annotation {tp!r} at {path}")
+    raise ConfigError(f"expected {_type_name(tp)}, got {_describe(value)}", path)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Spec):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        return Spec.from_dict(value, path)
+    if isinstance(value, list):
+        return tuple(_decode(v, f"{path}[{i}]") for i, v in enumerate(value))
+    return value
+
+
+class Spec:
+    """Mixin for frozen dataclass specs. Subclasses set ``kind`` (on a family base) and get ``tag`` from ``register``."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = "spec"
+    tag: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            fixed = coerce(value, hints[f.name], f.name)
+            if fixed is not value:
+                object.__setattr__(self, f.name, fixed)
+        self._validate()
+
+    def _validate(self) -> None:
+        """Range and cross-field checks beyond the annotations; raise ``ConfigError`` naming the field."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"type": tag, field: value, ...}`` with nested specs as dicts."""
+        out: dict[str, Any] = {"type": self.tag} if self.tag else {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[f.name] = _encode(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls: type[S], data: object, path: str = "") -> S:
+        """Rebuild a spec from ``to_dict`` output. Unknown tags and keys raise ``ConfigError`` with a hint."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"expected a JSON object, got {_describe(data)}", path)
+        target: type[Spec] = cls
+        tag = data.get("type")
+        if cls.tag == "" or "type" in data:
+            family = registered(cls)
+            if tag is None:
+                if cls.tag:
+                    target = cls
+                else:
+                    raise ConfigError(f"missing 'type' for a {cls.kind}; {suggest(None, family)}", path)
+            elif tag not in _TAGS:
+                raise ConfigError(f"unknown {cls.kind} type {tag!r}; {suggest(tag, family)}", f"{path}.type".lstrip("."))
+            elif not issubclass(_TAGS[tag], cls):
+                other = _TAGS[tag]
+                raise ConfigError(
+                    f"expected a {cls.kind}, got the {other.kind} {tag!r}; {suggest(tag, family)}",
+                    f"{path}.type".lstrip("."),
+                )
+            else:
+                target = _TAGS[tag]
+        names = {f.name for f in dataclasses.fields(target)}  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "type":
+                continue
+            sub = f"{path}.{key}" if path else key
+            if key not in names:
+                raise ConfigError(f"unknown field for {target.__name__}; {suggest(key, names)}", sub)
+            kwargs[key] = _decode(value, sub)
+        try:
+            return target(**kwargs)  # type: ignore[return-value]
+        except ConfigError as e:
+            raise e.with_prefix(path) from None
+        except TypeError as e:  # a required field is missing
+            raise ConfigError(f"{target.__name__}: {e}", path) from None
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The spec as JSON text; ``from_json(to_json())`` gives an equal spec."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls: type[S], text: str | bytes) -> S:
+        """Parse JSON written by ``to_json``; invalid JSON or values raise ``ConfigError``."""
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+
+def check(condition: bool, path: str, message: str) -> None:
+    """Raise ``ConfigError(message, path)`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(message, path)
+
+
+def check_positive(spec: Spec, *names: str) -> None:
+    """Every named numeric field (None allowed) is > 0."""
+    for name in names:
+        value = getattr(spec, name)
+        if value is not None and not value > 0:
+            kind = "int" if isinstance(value, int) else "number"
+            raise ConfigError(f"expected a positive {kind}, got {value!r}", name)
+
+
+def check_non_negative(spec: Spec, *names: str) -> None:
+    """Every named numeric field (None allowed) is >= 0."""
+    for name in names:
+        value = getattr(spec, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"expected a number >= 0, got {value!r}", name)
+
+
+def check_probability(spec: Spec, *names: str, closed: bool = False) -> None:
+    """Every named field lies in [0, 1) (or [0, 1] when ``closed``)."""
+    for name in names:
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        ok = 0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0
+        if not ok:
+            rng = "[0, 1]" if closed else "[0, 1)"
+            raise ConfigError(f"expected a probability in {rng}, got {value!r}", name)
+
+
+def check_positive_tuple(spec: Spec, *names: str) -> None:
+    """Every element of the named tuple fields is > 0."""
+    for name in names:
+        for i, v in enumerate(getattr(spec, name) or ()):
+            if not v > 0:
+                raise ConfigError(f"expected positive values, got {v!r}", f"{name}[{i}]")
+
+
+def check_non_negative_tuple(spec: Spec, *names: str) -> None:
+    """Every element of the named tuple fields is >= 0."""
+    for name in names:
+        for i, v in enumerate(getattr(spec, name) or ()):
+            if v < 0:
+                raise ConfigError(f"expected values >= 0, got {v!r}", f"{name}[{i}]")
+

@@ -1,0 +1,57 @@
+"""The deepspark exception hierarchy: one typed error per kind of failure, each naming what was wrong."""
+
+from __future__ import annotations
+
+
+class DeepSparkError(Exception):
+    """Base class of every error deepspark raises on purpose."""
+
+
+class ConfigError(DeepSparkError, ValueError):
+    """A configuration value is invalid. ``path`` names the field, e.g. ``layers[2].n_out``."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.message = message
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def with_prefix(self, prefix: str) -> ConfigError:
+        """The same error located under ``prefix`` (``layers[2]`` + ``n_out`` -> ``layers[2].n_out``)."""
+        if not prefix:
+            return self
+        if not self.path:
+            path = prefix
+        elif self.path.startswith("["):
+            path = prefix + self.path
+        else:
+            path = f"{prefix}.{self.path}"
+        return ConfigError(self.message, path)
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str]]:
+        return (type(self), (self.message, self.path))
+
+
+class DataError(DeepSparkError, ValueError):
+    """Input data is unusable: wrong shape, NaN/inf, labels out of range, empty, mismatched lengths."""
+
+
+class ModelFormatError(DeepSparkError, ValueError):
+    """A model archive or config file is truncated, corrupted, hostile or of an unsupported version."""
+
+
+class DistributedTrainingError(DeepSparkError, RuntimeError):
+    """Distributed training failed in a way Spark's retries could not recover."""
+
+
+class StorageError(DeepSparkError, OSError):
+    """Reading or writing stats storage, checkpoints or exported data failed."""
+
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DeepSparkError",
+    "DistributedTrainingError",
+    "ModelFormatError",
+    "StorageError",
+]

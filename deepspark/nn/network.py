@@ -1,0 +1,406 @@
+"""``Network``: a compiled config (or a wrapped torch module) that trains, predicts and evaluates on one machine.
+
+All parameters live in one flat buffer, all gradients in another, the updater state in a third
+(``deepspark.nn.flat``), so the Spark training masters move a model as three float arrays plus JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence
+from deepspark.config.network import NetworkConfig
+from deepspark.errors import DataError, DeepSparkError
+from deepspark.nn.flat import FlatBuffers
+from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
+from deepspark.nn.inputs import check_embedding_indices, features_to_tensor, labels_to_tensor, mask_to_tensor
+from deepspark.nn.listeners import IterationInfo, TrainingListener
+from deepspark.nn.model import TORCH_DTYPES, Head, ParamRole, SequentialModel
+from deepspark.nn.regularization import GradientPostProcessor
+from deepspark.nn.updaters import FlatUpdater, make_updater
+
+if TYPE_CHECKING:
+    from deepspark.config.updaters import Updater
+    from deepspark.eval import Evaluation, RegressionEvaluation
+
+Batch = tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]  # features, labels, features mask, labels mask
+
+
+class Network:
+    """A trainable network. Build it from a ``NetworkConfig``, or wrap a torch module with ``from_module``.
+
+    Example:
+        >>> conf = NetworkConfig(input_type=InputType.feed_forward(64),
+        ...                      layers=(Dense(n_out=32, activation="relu"), Output(n_out=10)))
+        >>> net = Network(conf)
+        >>> net.fit(x_train, y_train, epochs=5, batch_size=32)      # doctest: +SKIP
+        >>> print(net.evaluate(x_test, y_test).stats())              # doctest: +SKIP
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        if not isinstance(config, NetworkConfig):
+            raise DeepSparkError(f"Network needs a NetworkConfig, got {type(config).__name__}")
+        self.config: NetworkConfig | None = config
+        dtype = TORCH_DTYPES[config.dtype]
+        model = SequentialModel(config)
+        model.init_params(config.weight_init, torch.Generator().manual_seed(config.seed))
+        self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
+        self.post = GradientPostProcessor.from_config(config, self.flat, self.roles)
+        first = config.layers[0]
+        self._vocab = first.vocab_size if isinstance(first, (Embedding, EmbeddingSequence)) else None
+        self._stochastic = any(
+            layer.dropout > 0 or (isinstance(layer, Dropout) and layer.rate > 0) for layer in config.layers
+        )
+
+    def _setup(
+        self,
+        model: nn.Module,
+        heads: list[Head],
+        roles: dict[str, ParamRole],
+        updater: Updater,
+        dtype: torch.dtype,
+        seed: int,
+    ) -> None:
+        self.model = model
+        self.heads = heads
+        self.roles = roles
+        self.dtype = dtype
+        self.seed = seed
+        self.flat = FlatBuffers(model, dtype)
+        self.updater: FlatUpdater = make_updater(updater, self.flat.n_trainable, dtype)
+        self.iteration = 0
+        self.epoch = 0
+        self.listeners: list[TrainingListener] = []
+        self.normalizer: Any = None
+        self.last_score: Tensor | None = None
+        self._vocab: int | None = None
+        self._stochastic = True
+
+    @classmethod
+    def from_module(
+        cls,
+        module: nn.Module,
+        *,
+        loss: str,
+        updater: Updater | None = None,
+        activation: str | None = None,
+        n_out: int,
+        seed: int = 0,
+    ) -> Network:
+        """Wrap a user's ``torch.nn.Module`` (the escape hatch): flat buffers, updaters, fit/evaluate all apply.
+
+        The module maps a feature batch to pre-activations (logits for classifiers); ``activation``
+        defaults to softmax for ``mcxent``, sigmoid for ``xent``, identity otherwise. Such a network has no
+        config, so it cannot be written as an archive; save ``params()`` and rebuild the module yourself.
+        """
+        from deepspark.config.names import LOSSES
+        from deepspark.config.updaters import Adam
+
+        if loss not in LOSSES:
+            raise DeepSparkError(f"loss: unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+        act = activation or {"mcxent": "softmax", "negativeloglikelihood": "softmax", "xent": "sigmoid"}.get(
+            loss, "identity"
+        )
+        net = cls.__new__(cls)
+        net.config = None
+        params = list(module.parameters())
+        dtype = params[0].dtype if params else torch.float32
+        wrapped = _ModuleModel(module)
+        roles = {
+            name: ParamRole(0, name.split(".")[0], p.dim() > 1) for name, p in module.named_parameters()
+        }
+        net._setup(wrapped, [Head(loss, act, n_out, False)], roles, updater or Adam(), dtype, seed)
+        net.post = GradientPostProcessor(net.flat, [], [])
+        return net
+
+    # ----------------------------------------------------------------- parameters and state
+
+    def num_params(self) -> int:
+        """Number of values in the flat parameter buffer (trainable values plus running statistics)."""
+        return int(self.flat.params.numel())
+
+    def params(self) -> np.ndarray:
+        """A copy of the flat parameter buffer."""
+        return self.flat.params.detach().numpy().copy()
+
+    def set_params(self, flat: np.ndarray | Tensor) -> None:
+        """Overwrite all parameters from a flat buffer of ``num_params()`` values (views stay bound)."""
+        self._copy_into(self.flat.params, flat, "params")
+
+    def updater_state(self) -> np.ndarray:
+        """A copy of the flat updater state (moments, accumulators...)."""
+        return self.updater.state.detach().numpy().copy()
+
+    def set_updater_state(self, flat: np.ndarray | Tensor) -> None:
+        """Overwrite the updater state from a flat buffer of matching length."""
+        self._copy_into(self.updater.state, flat, "updater state")
+
+    @staticmethod
+    def _copy_into(target: Tensor, flat: np.ndarray | Tensor, what: str) -> None:
+        src = flat if isinstance(flat, Tensor) else torch.from_numpy(np.asarray(flat))
+        if src.dim() != 1 or src.numel() != target.numel():
+            raise DataError(f"{what}: expected a 1-D buffer of {target.numel()} values, got shape {tuple(src.shape)}")
+        if not torch.isfinite(src).all():
+            raise DataError(f"{what}: the buffer contains NaN or infinite values")
+        with torch.no_grad():
+            target.copy_(src)
+
+    # ----------------------------------------------------------------- data preparation
+
+    def _prepare(self, x: Any, y: Any, features_mask: Any = None, labels_mask: Any = None) -> Batch:
+        if self.config is not None:
+            xt = features_to_tensor(x, self.config.input_type, self.dtype)
+        else:
+            xt = _tensor_from_any(x, self.dtype)
+        if self._vocab is not None:
+            check_embedding_indices(xt, self._vocab)
+        n = xt.shape[0]
+        yt = None if y is None else labels_to_tensor(y, n, self.heads[0], self.dtype)
+        return xt, yt, mask_to_tensor(features_mask, n, "features_mask"), mask_to_tensor(labels_mask, n, "labels_mask")
+
+    def _batches_from(self, data: Any) -> Iterator[Batch]:
+        """Minibatches from an iterator of ``DataSet``-like objects (features, labels, masks attributes)."""
+        for ds in data:
+            labels = getattr(ds, "labels", None)
+            yield self._prepare(
+                ds.features, labels, getattr(ds, "features_mask", None), getattr(ds, "labels_mask", None)
+            )
+
+    @staticmethod
+    def _slice(batch: Batch, idx: Tensor | slice) -> Batch:
+        return tuple(None if t is None else t[idx] for t in batch)  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------- training
+
+    def add_listeners(self, *listeners: TrainingListener) -> Network:
+        """Attach listeners called during ``fit``."""
+        self.listeners.extend(listeners)
+        return self
+
+    def fit(
+        self,
+        x: Any,
+        y: Any = None,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        features_mask: Any = None,
+        labels_mask: Any = None,
+    ) -> Network:
+        """Train for ``epochs`` over numpy arrays (labels: class indices or one-hot) or a ``DataSet`` iterator.
+
+        Arrays are checked and converted to tensors once. With ``shuffle`` the order is re-drawn every
+        epoch from ``seed`` and the epoch number, so a fixed seed reproduces training exactly (on CPU).
+        """
+        if epochs < 1:
+            raise DataError(f"epochs: expected a positive int, got {epochs}")
+        if batch_size < 1:
+            raise DataError(f"batch_size: expected a positive int, got {batch_size}")
+        arrays = y is not None or isinstance(x, (np.ndarray, Tensor))
+        if arrays:
+            if y is None:
+                raise DataError("labels are missing: call fit(x, y) with arrays, or fit(iterator) with DataSets")
+            data = self._prepare(x, y, features_mask, labels_mask)
+        for listener in self.listeners:
+            listener.on_fit_start(self)
+        with torch.random.fork_rng(devices=[]):
+            for _ in range(epochs):
+                for listener in self.listeners:
+                    listener.on_epoch_start(self, self.epoch)
+                if arrays:
+                    batches = self._epoch_batches(data, batch_size, shuffle)
+                else:
+                    if hasattr(x, "reset"):
+                        x.reset()
+                    batches = self._batches_from(x)
+                steps = 0
+                for batch in batches:
+                    self.fit_batch(batch)
+                    steps += 1
+                if steps == 0:
+                    raise DataError("the data yielded no minibatches; check that the iterator is not empty")
+                self.epoch += 1
+                for listener in self.listeners:
+                    listener.on_epoch_end(self, self.epoch - 1)
+        for listener in self.listeners:
+            listener.on_fit_end(self)
+        return self
+
+    def _epoch_batches(self, data: Batch, batch_size: int, shuffle: bool) -> Iterator[Batch]:
+        n = data[0].shape[0]
+        if shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=gen)
+            for start in range(0, n, batch_size):
+                yield self._slice(data, order[start : start + batch_size])
+        else:
+            for start in range(0, n, batch_size):
+                yield self._slice(data, slice(start, start + batch_size))
+
+    def fit_batch(self, batch: Batch) -> Tensor:
+        """One parameter update on prepared tensors; returns the (detached) score tensor."""
+        x, y, fmask, lmask = batch
+        if y is None:
+            raise DataError("a training minibatch has no labels")
+        self.model.train()
+        if self._stochastic:
+            torch.manual_seed(self.seed * 1_000_003 + self.iteration)
+        self.flat.grads.zero_()
+        loss = self._loss(x, y, fmask, lmask)
+        loss.backward()  # type: ignore[no-untyped-call]
+        score = loss.detach() + self.post.regularization_score()
+        self.post.before_update(self.updater.learning_rate(self.iteration, self.epoch))
+        self.updater.step_(self.flat.grads, self.flat.trainable, self.iteration, self.epoch)
+        self.post.after_update(self.updater.learning_rate(self.iteration, self.epoch))
+        with torch.no_grad():
+            self.flat.trainable.sub_(self.flat.grads)
+        self.last_score = score
+        info = IterationInfo(self.iteration, self.epoch, int(x.shape[0]), score)
+        self.iteration += 1
+        for listener in self.listeners:
+            listener.iteration_done(self, info)
+        return score
+
+    def _loss(self, x: Tensor, y: Tensor, fmask: Tensor | None, lmask: Tensor | None) -> Tensor:
+        head = self.heads[0]
+        (preout, out_mask), = self.model.forward_preouts([x], [fmask])
+        per_example = per_example_loss(head.loss, head.activation, preout, y)
+        mask = lmask if lmask is not None else (out_mask if head.recurrent else None)
+        return mean_loss(per_example, mask)
+
+    # ----------------------------------------------------------------- inference and scoring
+
+    @torch.no_grad()
+    def output(self, x: Any, *, batch_size: int = 1024, features_mask: Any = None) -> np.ndarray:
+        """Activated network output (class probabilities for classifiers) as a numpy array."""
+        data = self._prepare(x, None, features_mask)
+        return self._output_tensor(data, batch_size).numpy()
+
+    def _output_tensor(self, data: Batch, batch_size: int) -> Tensor:
+        self.model.eval()
+        act = activation_fn(self.heads[0].activation)
+        outs = []
+        n = data[0].shape[0]
+        for start in range(0, n, batch_size):
+            x, _, fmask, _ = self._slice(data, slice(start, start + batch_size))
+            (preout, _), = self.model.forward_preouts([x], [fmask])
+            outs.append(act(preout))
+        return torch.cat(outs)
+
+    @torch.no_grad()
+    def score(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> float:
+        """Mean loss over the data (plus regularization), in inference mode."""
+        self.model.eval()
+        total, count = 0.0, 0
+        for x_b, y_b, fm, lm in self._eval_batches(x, y, batch_size):
+            if y_b is None:
+                raise DataError("score needs labels")
+            total += float(self._loss(x_b, y_b, fm, lm)) * x_b.shape[0]
+            count += x_b.shape[0]
+        return total / count + float(self.post.regularization_score())
+
+    def _eval_batches(self, x: Any, y: Any, batch_size: int) -> Iterator[Batch]:
+        if y is not None or isinstance(x, (np.ndarray, Tensor)):
+            data = self._prepare(x, y)
+            n = data[0].shape[0]
+            for start in range(0, n, batch_size):
+                yield self._slice(data, slice(start, start + batch_size))
+        else:
+            yield from self._batches_from(x)
+
+    @torch.no_grad()
+    def do_evaluation(self, x: Any, y: Any = None, *evaluations: Any, batch_size: int = 1024) -> Sequence[Any]:
+        """Run every evaluation (anything with ``eval(labels, predictions, mask)``) over the data."""
+        self.model.eval()
+        act = activation_fn(self.heads[0].activation)
+        for xb, yb, fm, lm in self._eval_batches(x, y, batch_size):
+            if yb is None:
+                raise DataError("evaluation needs labels")
+            (preout, out_mask), = self.model.forward_preouts([xb], [fm])
+            pred = act(preout).numpy()
+            mask = lm if lm is not None else out_mask
+            for e in evaluations:
+                e.eval(yb.numpy(), pred, None if mask is None else mask.numpy())
+        return evaluations
+
+    def evaluate(self, x: Any, y: Any = None, *, batch_size: int = 1024, top_n: int = 1,
+                 labels: Sequence[str] | None = None) -> Evaluation:
+        """Classification metrics (accuracy, precision, recall, F1, confusion matrix) over the data."""
+        from deepspark.eval import Evaluation
+
+        head = self.heads[0]
+        if head.loss not in CLASSIFICATION_LOSSES and head.activation not in ("softmax", "sigmoid"):
+            raise DeepSparkError(
+                f"evaluate() is for classifiers; this network's output uses loss {head.loss!r} with "
+                f"activation {head.activation!r}: use evaluate_regression()"
+            )
+        ev = Evaluation(n_classes=head.n_out, labels=labels, top_n=top_n)
+        self.do_evaluation(x, y, ev, batch_size=batch_size)
+        return ev
+
+    def evaluate_regression(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> RegressionEvaluation:
+        """Regression metrics (MSE, MAE, RMSE, RSE, R^2, Pearson) per output column."""
+        from deepspark.eval import RegressionEvaluation
+
+        ev = RegressionEvaluation(n_columns=self.heads[0].n_out)
+        self.do_evaluation(x, y, ev, batch_size=batch_size)
+        return ev
+
+    # ----------------------------------------------------------------- reports and archives
+
+    def summary(self) -> str:
+        """A table of layers: name, type, input -> output type, parameter count."""
+        from deepspark.nn.report import summary
+
+        return summary(self)
+
+    def memory_report(self, batch_size: int = 32) -> Any:
+        """Estimated bytes for parameters, gradients, updater state and activations at ``batch_size``."""
+        from deepspark.nn.report import memory_report
+
+        return memory_report(self, batch_size)
+
+    def save(self, path: str | Path, *, save_updater: bool = True, normalizer: Any = None) -> None:
+        """Write a model archive (config, params, optional updater state and normalizer, metadata)."""
+        from deepspark.io.model import save_network
+
+        save_network(self, path, save_updater=save_updater, normalizer=normalizer)
+
+    @staticmethod
+    def load(path: str | Path) -> Network:
+        """Read an archive written by ``save``; hostile or damaged files raise ``ModelFormatError``."""
+        from deepspark.io.model import load_network
+
+        return load_network(path)
+
+    def __repr__(self) -> str:
+        n_layers = len(self.config.layers) if self.config is not None else "?"
+        return f"Network(layers={n_layers}, params={self.num_params()}, iteration={self.iteration})"
+
+
+class _ModuleModel(nn.Module):
+    """Adapts a user's module to the protocol ``Network`` trains through."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.inner = module
+
+    def forward_preouts(self, inputs: list[Tensor], masks: list[Tensor | None]) -> list[tuple[Tensor, Tensor | None]]:
+        return [(self.inner(inputs[0]), None)]
+
+
+def _tensor_from_any(x: Any, dtype: torch.dtype) -> Tensor:
+    arr = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise DataError(f"features are empty (shape {arr.shape}); pass at least one example")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError("features contain NaN or infinite values; clean or impute them before training")
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+

@@ -1,0 +1,89 @@
+"""Compiled recurrent layers on (N, T, F) input; variable-length sequences are packed by their masks."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from deepspark.config.layers import GRU, LSTM, Bidirectional, LastTimeStep, Layer, RnnOutput, SimpleRnn
+from deepspark.config.network import LayerPlan
+from deepspark.nn.init import init_weight
+from deepspark.nn.layers import CompiledLayer, Masked, OutputDense
+
+
+class RecurrentLayer(CompiledLayer):
+    """SimpleRnn, LSTM, GRU, optionally bidirectional. Masked (right-padded) sequences are packed so
+    padding never leaks into the hidden state, in either direction."""
+
+    def __init__(self, plan: LayerPlan, dtype: torch.dtype) -> None:
+        super().__init__(plan, dtype)
+        spec = plan.layer
+        self.mode = "forward"
+        if isinstance(spec, Bidirectional):
+            self.mode = spec.mode
+            spec = spec.layer
+        inner = cast("SimpleRnn | LSTM | GRU", spec)
+        kwargs = {"batch_first": True, "bidirectional": self.mode != "forward", "dtype": dtype}
+        size, hidden = plan.input_type.size, inner.n_out
+        self.forget_bias = inner.forget_gate_bias_init if isinstance(inner, LSTM) else None
+        self.rnn: nn.Module
+        if isinstance(inner, LSTM):
+            self.rnn = nn.utils.skip_init(nn.LSTM, size, hidden, **kwargs)
+        elif isinstance(inner, GRU):
+            self.rnn = nn.utils.skip_init(nn.GRU, size, hidden, **kwargs)
+        else:
+            self.rnn = nn.utils.skip_init(nn.RNN, size, hidden, nonlinearity=inner.activation, **kwargs)
+        self.hidden = hidden
+
+    def weight_names(self) -> tuple[str, ...]:
+        return tuple(f"rnn.{n}" for n, _ in self.rnn.named_parameters() if n.startswith("weight"))
+
+    def init_params(self, scheme: str, gen: torch.Generator) -> None:
+        for name, p in self.rnn.named_parameters():
+            if name.startswith("weight"):
+                init_weight(p.data, scheme, gen)
+            else:
+                p.data.zero_()
+                if self.forget_bias is not None and name.startswith("bias_ih"):
+                    p.data[self.hidden : 2 * self.hidden] = self.forget_bias
+
+    def run(self, x: Tensor, mask: Tensor | None) -> Masked:
+        if mask is None:
+            y, _ = self.rnn(x)
+        else:
+            lengths = mask.sum(dim=1).to(torch.int64).clamp_min(1).cpu()
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        if self.mode in ("forward", "concat"):
+            return y, mask
+        fwd, bwd = y[..., : self.hidden], y[..., self.hidden :]
+        if self.mode == "add":
+            return fwd + bwd, mask
+        if self.mode == "mul":
+            return fwd * bwd, mask
+        return (fwd + bwd) * 0.5, mask
+
+
+class LastTimeStepLayer(CompiledLayer):
+    """Each sequence's last valid step (by mask) -> feed-forward; consumes the mask."""
+
+    def run(self, x: Tensor, mask: Tensor | None) -> Masked:
+        if mask is None:
+            return x[:, -1], None
+        last = (mask.sum(dim=1).to(torch.int64) - 1).clamp_min(0)
+        idx = last.view(-1, 1, 1).expand(-1, 1, x.shape[2])
+        return x.gather(1, idx).squeeze(1), None
+
+
+RECURRENT_BUILDERS: dict[type[Layer], type[CompiledLayer]] = {
+    SimpleRnn: RecurrentLayer,
+    LSTM: RecurrentLayer,
+    GRU: RecurrentLayer,
+    Bidirectional: RecurrentLayer,
+    RnnOutput: OutputDense,
+    LastTimeStep: LastTimeStepLayer,
+}

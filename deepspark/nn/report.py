@@ -1,0 +1,115 @@
+"""Human-readable model reports: the layer summary table and the memory estimate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deepspark.nn.network import Network
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def _layer_param_counts(net: Network) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for seg in net.flat.segments:
+        layer = net.roles[seg.name].layer
+        counts[layer] = counts.get(layer, 0) + seg.numel
+    return counts
+
+
+def summary(net: Network) -> str:
+    """Text table: index, name, type, input -> output type, parameters; totals underneath."""
+    counts = _layer_param_counts(net)
+    rows = [("#", "name", "type", "input -> output", "params")]
+    if net.config is None:
+        for i, (name, module) in enumerate(net.model.named_children()):
+            rows.append((str(i), name, type(module).__name__, "?", str(sum(p.numel() for p in module.parameters()))))
+    else:
+        for plan in net.config.plan():
+            shapes = f"{plan.input_type.describe()} -> {plan.output_type.describe()}"
+            if plan.preprocessor:
+                shapes = f"[{plan.preprocessor}] {shapes}"
+            rows.append((str(plan.index), plan.name, type(plan.layer).__name__, shapes,
+                         f"{counts.get(plan.index, 0):,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) if i != 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    rule = "-" * len(lines[0])
+    lines.insert(1, rule)
+    lines.append(rule)
+    lines.append(f"total params: {net.num_params():,} (trainable {net.flat.n_trainable:,}); "
+                 f"updater state: {net.updater.state.numel():,} values; dtype {str(net.dtype).replace('torch.', '')}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Estimated training memory at one batch size, in bytes.
+
+    ``activations`` lists, per layer, what the forward pass keeps for the backward pass: the layer's
+    output, plus its pre-activation when the activation is not the identity, plus pooling indices.
+    """
+
+    batch_size: int
+    params: int
+    gradients: int
+    updater_state: int
+    input: int
+    activations: tuple[tuple[str, int], ...]
+
+    @property
+    def activation_total(self) -> int:
+        """Sum of per-layer activation bytes."""
+        return sum(b for _, b in self.activations)
+
+    @property
+    def total(self) -> int:
+        """Everything alive at the peak of a training step."""
+        return self.params + self.gradients + self.updater_state + self.input + self.activation_total
+
+    def __str__(self) -> str:
+        lines = [f"memory estimate at batch size {self.batch_size}:",
+                 f"  parameters      {_human(self.params):>12}",
+                 f"  gradients       {_human(self.gradients):>12}",
+                 f"  updater state   {_human(self.updater_state):>12}",
+                 f"  input batch     {_human(self.input):>12}",
+                 f"  activations     {_human(self.activation_total):>12}"]
+        lines += [f"    {name:<14}{_human(b):>12}" for name, b in self.activations]
+        lines.append(f"  total           {_human(self.total):>12}")
+        return "\n".join(lines)
+
+
+def memory_report(net: Network, batch_size: int) -> MemoryReport:
+    """Estimate training memory of a config-built network from its inferred shapes."""
+    item = net.flat.params.element_size()
+    acts: list[tuple[str, int]] = []
+    input_bytes = 0
+    if net.config is not None:
+        input_bytes = net.config.input_type.flat_size() * batch_size * item
+        for plan in net.config.plan():
+            out = plan.output_type
+            per_example = out.flat_size() * (out.timesteps or 1)
+            factor = 1.0
+            activation = getattr(plan.layer, "activation", "identity")
+            if activation != "identity":
+                factor += 1.0
+            if getattr(plan.layer, "pooling", None) == "max":
+                factor += 8 / item  # int64 argmax indices kept for the backward pass
+            if plan.layer.dropout > 0:
+                factor += 1.0
+            acts.append((plan.name, int(per_example * batch_size * item * factor)))
+    return MemoryReport(
+        batch_size=batch_size,
+        params=net.flat.params.numel() * item,
+        gradients=net.flat.grads.numel() * item,
+        updater_state=net.updater.state.numel() * item,
+        input=input_bytes,
+        activations=tuple(acts),
+    )
