@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 # Executors must run the venv's python (else: "No module named 'pyarrow'"); keep Spark on loopback.
-export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
-export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
+export PYSPARK_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export SPARK_LOCAL_IP := 127.0.0.1
 export SPARK_LOCAL_HOSTNAME := localhost
 
@@ -32,12 +32,12 @@ help:
 
 venv: $(STAMP)
 
-$(BIN)/python:
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	@echo "installing deepspark[dev] into $(VENV) (constraints.txt pins torch/pyspark)"
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | { grep -Ev "$(PIP_NOISE)" || true; }
+	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | { grep -Ev "$(PIP_NOISE)" || true; }
 	@touch $@
 
 demo: venv
@@ -47,8 +47,14 @@ lint: venv
 	$(BIN)/ruff check deepspark tests
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Runs all three even when one fails, so CI shows every problem at once; fails if any did
+# (pytest's exit code 5, "no tests collected", included).
+test: venv
+	@failed=(); \
+	$(BIN)/ruff check deepspark tests || failed+=(ruff); \
+	$(BIN)/mypy || failed+=(mypy); \
+	$(BIN)/pytest $(PYTEST_ARGS) || failed+=("pytest (exit $$?)"); \
+	if [ $${#failed[@]} -gt 0 ]; then echo "make test FAILED: $${failed[*]}" >&2; exit 1; fi
 
 bench: venv
 	@shopt -s nullglob; scripts=(bench/bench_*.py); \

@@ -1,6 +1,18 @@
 """Frozen, validated, JSON-round-trippable specs: layers, updaters, schedules, input types, networks."""
 
 from deepspark.config._spec import Spec, registered
+from deepspark.config.graph import (
+    ElementWise,
+    GraphConfig,
+    GraphVertex,
+    L2Normalize,
+    LayerVertex,
+    Merge,
+    Scale,
+    Stack,
+    Subset,
+    Unstack,
+)
 from deepspark.config.input_types import InputType
 from deepspark.config.layers import (
     GRU,
@@ -61,10 +73,11 @@ from deepspark.config.updaters import (
 __all__ = [
     "ACTIVATIONS", "FORMAT_VERSION", "GRU", "LOSSES", "LSTM", "WEIGHT_INITS",
     "Activation", "AdaDelta", "AdaGrad", "AdaMax", "Adam", "AdamW", "AmsGrad", "BatchNorm", "Bidirectional",
-    "Conv1D", "Conv2D", "Cropping2D", "CycleSchedule", "Deconv2D", "Dense", "Dropout", "Embedding",
-    "EmbeddingSequence", "ExponentialSchedule", "GlobalPooling", "InputType", "InverseSchedule", "LastTimeStep",
-    "Layer", "LayerNorm", "LossLayer", "MapSchedule", "Nadam", "Nesterovs", "NetworkConfig", "NoOp", "Output",
-    "PolySchedule", "RmsProp", "RnnOutput", "Schedule", "Sgd", "SigmoidSchedule", "SimpleRnn", "Spec",
-    "StepSchedule", "Subsampling", "Subsampling1D", "Subsampling2D", "Updater", "Upsampling2D", "WarmupSchedule",
-    "ZeroPadding2D", "registered",
+    "Conv1D", "Conv2D", "Cropping2D", "CycleSchedule", "Deconv2D", "Dense", "Dropout", "ElementWise", "Embedding",
+    "EmbeddingSequence", "ExponentialSchedule", "GlobalPooling", "GraphConfig", "GraphVertex", "InputType",
+    "InverseSchedule", "L2Normalize", "LastTimeStep", "Layer", "LayerNorm", "LayerVertex", "LossLayer",
+    "MapSchedule", "Merge", "Nadam", "Nesterovs", "NetworkConfig", "NoOp", "Output", "PolySchedule", "RmsProp",
+    "RnnOutput", "Scale", "Schedule", "Sgd", "SigmoidSchedule", "SimpleRnn", "Spec", "Stack", "StepSchedule",
+    "Subsampling", "Subsampling1D", "Subsampling2D", "Subset", "Unstack", "Updater", "Upsampling2D",
+    "WarmupSchedule", "ZeroPadding2D", "registered",
 ]

@@ -26,16 +26,40 @@ _HINTS: dict[type, dict[str, Any]] = {}
 S = TypeVar("S", bound="Spec")
 
 
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
 def suggest(name: object, options: Iterable[str]) -> str:
-    """A hint naming the closest valid option, or listing them all when none is close."""
+    """A hint naming the closest valid option (typos, swapped letters), or listing them all when none is close."""
     opts = sorted(options)
-    if isinstance(name, str):
-        close = difflib.get_close_matches(name, opts, n=1, cutoff=0.6)
-        if close:
-            return f"did you mean '{close[0]}'?"
+    if isinstance(name, str) and opts:
+        lowered = name.lower()
+        best = min(
+            opts, key=lambda o: (_edit_distance(lowered, o.lower()), -difflib.SequenceMatcher(None, lowered, o).ratio())
+        )
+        if _edit_distance(lowered, best.lower()) <= max(1, len(name) // 3) or difflib.get_close_matches(
+            name, [best], n=1, cutoff=0.75
+        ):
+            return f"did you mean '{best}'?"
     if len(opts) <= 30:
         return "valid: " + ", ".join(repr(o) for o in opts)
     return f"{len(opts)} valid names, e.g. " + ", ".join(repr(o) for o in opts[:10])
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def register(tag: str) -> Callable[[type[S]], type[S]]:
@@ -73,7 +97,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type) and issubclass(tp, Spec):
-        return f"a {tp.kind} spec"
+        return f"{_article(tp.kind)} {tp.kind} spec"
     if tp is int:
         return "an int"
     if tp is float:
@@ -143,9 +167,7 @@ def coerce(value: object, tp: Any, path: str) -> Any:
             return value
         if isinstance(value, dict):
             return tp.from_dict(value, path)
-        raise ConfigError(
-            f"expected {_type_name(tp)} ({suggest(None, registered(tp))}), got {_describe(value)}", path
-        )
+        raise ConfigError(f"expected {_type_name(tp)} ({suggest(None, registered(tp))}), got {_describe(value)}", path)
     else:  # pragma: no cover - a spec declared a field type this module does not know
         raise TypeError(f"unsupported spec field annotation {tp!r} at {path}")
     raise ConfigError(f"expected {_type_name(tp)}, got {_describe(value)}", path)
@@ -206,13 +228,17 @@ class Spec:
                 if cls.tag:
                     target = cls
                 else:
-                    raise ConfigError(f"missing 'type' for a {cls.kind}; {suggest(None, family)}", path)
+                    raise ConfigError(
+                        f"missing 'type' for {_article(cls.kind)} {cls.kind}; {suggest(None, family)}", path
+                    )
             elif tag not in _TAGS:
-                raise ConfigError(f"unknown {cls.kind} type {tag!r}; {suggest(tag, family)}", f"{path}.type".lstrip("."))
+                raise ConfigError(
+                    f"unknown {cls.kind} type {tag!r}; {suggest(tag, family)}", f"{path}.type".lstrip(".")
+                )
             elif not issubclass(_TAGS[tag], cls):
                 other = _TAGS[tag]
                 raise ConfigError(
-                    f"expected a {cls.kind}, got the {other.kind} {tag!r}; {suggest(tag, family)}",
+                    f"expected {_article(cls.kind)} {cls.kind}, got the {other.kind} {tag!r}; {suggest(tag, family)}",
                     f"{path}.type".lstrip("."),
                 )
             else:
@@ -296,4 +322,3 @@ def check_non_negative_tuple(spec: Spec, *names: str) -> None:
         for i, v in enumerate(getattr(spec, name) or ()):
             if v < 0:
                 raise ConfigError(f"expected values >= 0, got {v!r}", f"{name}[{i}]")
-

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from deepspark.config._spec import ConfigError, Spec, check, check_non_negative, check_positive, register
+from deepspark.config._spec import Spec, check, check_non_negative, check_positive, register
 from deepspark.config.input_types import CONVOLUTIONAL_FLAT, PREPROCESSORS, InputType, convert
 from deepspark.config.layers import Layer
 from deepspark.config.names import WeightInit
 from deepspark.config.updaters import Adam, Updater
+from deepspark.errors import ConfigError
 
 FORMAT_VERSION = 1
 """Version of the JSON layout written by ``to_json``; readers refuse newer ones."""

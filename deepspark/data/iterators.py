@@ -273,6 +273,8 @@ class _PrefetchPass:
                 close()  # stops a nested generator (e.g. another AsyncIterator) promptly
 
     def __iter__(self) -> Iterator[DataSet]:
+        if self._stop.is_set():
+            return  # closed before the first batch was asked for
         if not self._started:
             self._started = True
             self._thread.start()
@@ -289,20 +291,21 @@ class _PrefetchPass:
                 raise clone from item.error
             yield item
 
+    def _drain(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+
     def close(self) -> None:
         """Stop the producer and wait for it; a pending ``next()`` on the source is allowed to finish."""
         self._stop.set()
         if not self._started:
             return
         while self._thread.is_alive():
-            # Draining frees the slot the producer may be blocked on; it then sees the stop flag.
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
+            self._drain()  # frees the slot the producer may be blocked on; it then sees the stop flag
             self._thread.join(timeout=0.05)
-        # Wake a consumer blocked in get() on another thread (close() called from elsewhere).
+        # Leftover batches are dropped; an end marker wakes a consumer blocked in get() on another thread.
+        self._drain()
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(_END)
 

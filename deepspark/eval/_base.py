@@ -270,6 +270,26 @@ def flatten_time(
     return labels, predictions.reshape(n * t, c), mask
 
 
+def read_inputs(
+    labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray | None, int]:
+    """Validate finite numeric inputs, fold time series into rows; returns labels, predictions, mask, rows."""
+    y, p, m = flatten_time(
+        as_float(labels, "labels"),
+        as_float(predictions, "predictions"),
+        None if mask is None else as_float(mask, "mask"),
+    )
+    return y, p, m, check_rows(y, p)
+
+
+def check_index(index: object, size: int | None, what: str, size_name: str) -> int:
+    """``index`` as an int in ``[0, size)``; raises ``DataError`` naming the valid range otherwise."""
+    n = size or 0
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+        raise DataError(f"{what} index {index!r} is outside [0, {n}) for {size_name}={size}")
+    return int(index)
+
+
 def check_rows(labels: FloatArray, predictions: FloatArray) -> int:
     """The shared number of rows; raises ``DataError`` naming both lengths when they differ."""
     if labels.ndim == 0 or predictions.ndim == 0:
@@ -310,7 +330,7 @@ def class_indices(labels: FloatArray, n_classes: int | None, what: str = "labels
         raise DataError(f"{what} must be class indices (n,) or one-hot rows (n, classes), got shape {labels.shape}")
     idx = labels.astype(np.int64)
     if np.any(idx != labels):
-        bad = labels[idx != labels][0]
+        bad = float(labels[idx != labels][0])
         raise DataError(f"{what} as class indices must be whole numbers, got {bad!r}")
     if n_classes is not None and idx.size and (idx.min() < 0 or idx.max() >= n_classes):
         bad = int(idx[(idx < 0) | (idx >= n_classes)][0])
@@ -336,8 +356,21 @@ def binary_labels(labels: FloatArray, n_cols: int, what: str = "labels") -> Floa
     if labels.ndim != 2 or labels.shape[1] != n_cols:
         raise DataError(f"{what} must have shape (n, {n_cols}) to match the predictions, got {labels.shape}")
     if not np.all((labels == 0) | (labels == 1)):
-        raise DataError(f"{what} must be 0 or 1 for binary evaluation; got {labels[(labels != 0) & (labels != 1)][0]}")
+        raise DataError(
+            f"{what} must be 0 or 1 for binary evaluation; got {float(labels[(labels != 0) & (labels != 1)][0])!r}"
+        )
     return labels
+
+
+def grid_index(values: FloatArray, steps: int) -> IntArray:
+    """For values in [0, 1], the ``i`` with ``i / steps <= value < (i + 1) / steps`` (``steps`` for 1.0).
+
+    Exact with respect to the float grid ``np.arange(steps + 1) / steps``; faster than ``searchsorted``.
+    """
+    idx = np.clip(np.floor(values * steps), 0, steps)  # float, then corrected against the grid i / steps
+    idx -= idx / steps > values
+    idx += (idx < steps) & ((idx + 1) / steps <= values)
+    return idx.astype(np.int64)
 
 
 def safe_div(num: npt.ArrayLike, den: npt.ArrayLike) -> FloatArray:

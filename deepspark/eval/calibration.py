@@ -14,14 +14,14 @@ from deepspark.eval._base import (
     FloatArray,
     IntArray,
     StateReader,
-    as_float,
+    check_index,
     check_positive_int,
-    check_rows,
     class_indices,
     class_probabilities,
-    flatten_time,
     fmt,
+    grid_index,
     nan_mean,
+    read_inputs,
     row_mask,
     safe_div,
 )
@@ -52,9 +52,8 @@ class Histogram:
     counts: IntArray
 
 
-def _bins(values: FloatArray, edges: FloatArray) -> IntArray:
-    idx = np.searchsorted(edges, values, side="right") - 1
-    return np.minimum(idx, edges.size - 2).astype(np.int64)
+def _bins(values: FloatArray, bins: int) -> IntArray:
+    return np.minimum(grid_index(values, bins), bins - 1)
 
 
 class EvaluationCalibration(BaseEvaluation):
@@ -112,19 +111,16 @@ class EvaluationCalibration(BaseEvaluation):
 
     def eval(self, labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> None:
         """Accumulate a minibatch: labels ``(n,)``/``(n, c)``, probabilities ``(n, c)``, optional 0/1 mask ``(n,)``."""
-        y, p, m = flatten_time(
-            as_float(labels, "labels"),
-            as_float(predictions, "predictions"),
-            None if mask is None else as_float(mask, "mask"),
-        )
-        n = check_rows(y, p)
+        y, p, m, n = read_inputs(labels, predictions, mask)
         probs = class_probabilities(p)
         c = probs.shape[1]
         if self.n_classes is not None and c != self.n_classes:
             raise DataError(f"predictions have {c} class columns but this evaluation has n_classes={self.n_classes}")
         if probs.size and (probs.min() < 0.0 or probs.max() > 1.0):
             bad = probs[(probs < 0.0) | (probs > 1.0)][0]
-            raise DataError(f"calibration needs probabilities in [0, 1], got {bad!r}: apply softmax/sigmoid first")
+            raise DataError(
+                f"calibration needs probabilities in [0, 1], got {float(bad)!r}: apply softmax/sigmoid first"
+            )
         actual = class_indices(y, c)
         keep = row_mask(m, n, c, per_output=False)
         if keep is not None:
@@ -133,23 +129,22 @@ class EvaluationCalibration(BaseEvaluation):
             return
         self._start(c)
         r, h = self.reliability_bins, self.histogram_bins
-        onehot = np.zeros_like(probs)
-        onehot[np.arange(actual.size), actual] = 1.0
-        cls_of = np.broadcast_to(np.arange(c), probs.shape)
-        rel = (cls_of * r + _bins(probs, self._edges(r))).ravel()
+        rows = np.arange(actual.size)
         cnt = self._counts
+        rel_bin = _bins(probs, r)
+        rel = (np.arange(c) * r + rel_bin).ravel()
         cnt["reliability_count"] += np.bincount(rel, minlength=c * r).reshape(c, r)
-        cnt["reliability_positive"] += (
-            np.bincount(rel, weights=onehot.ravel(), minlength=c * r).reshape(c, r).astype(np.int64)
-        )
         self._prob_sum += np.bincount(rel, weights=probs.ravel(), minlength=c * r).reshape(c, r)
-        residual = np.abs(onehot - probs)
-        edges = self._edges(h)
-        cnt["residual_overall"] += np.bincount(_bins(residual.ravel(), edges), minlength=h)
-        cnt["probability_overall"] += np.bincount(_bins(probs.ravel(), edges), minlength=h)
-        own = probs[np.arange(actual.size), actual]
-        cnt["residual_by_class"] += np.bincount(actual * h + _bins(1.0 - own, edges), minlength=c * h).reshape(c, h)
-        cnt["probability_by_class"] += np.bincount(actual * h + _bins(own, edges), minlength=c * h).reshape(c, h)
+        cnt["reliability_positive"] += np.bincount(actual * r + rel_bin[rows, actual], minlength=c * r).reshape(c, r)
+        # residual |onehot - p| is p off the label and 1 - p on it: reuse the probability bins
+        hist_bin = _bins(probs, h)
+        prob_all = np.bincount(hist_bin.ravel(), minlength=h)
+        own_hist = np.bincount(actual * h + hist_bin[rows, actual], minlength=c * h).reshape(c, h)
+        residual_hist = np.bincount(actual * h + _bins(1.0 - probs[rows, actual], h), minlength=c * h).reshape(c, h)
+        cnt["probability_overall"] += prob_all
+        cnt["residual_overall"] += prob_all - own_hist.sum(axis=0) + residual_hist.sum(axis=0)
+        cnt["probability_by_class"] += own_hist
+        cnt["residual_by_class"] += residual_hist
         cnt["label_counts"] += np.bincount(actual, minlength=c)
         cnt["prediction_counts"] += np.bincount(np.argmax(probs, axis=1), minlength=c)
 
@@ -172,10 +167,7 @@ class EvaluationCalibration(BaseEvaluation):
     # ------------------------------------------------------------------------------------ results
 
     def _cls(self, cls: int) -> int:
-        n = self.n_classes or 0
-        if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or not 0 <= cls < n:
-            raise DataError(f"class index {cls!r} is outside [0, {n}) for n_classes={self.n_classes}")
-        return int(cls)
+        return check_index(cls, self.n_classes, "class", "n_classes")
 
     def num_examples(self) -> int:
         """How many examples were evaluated."""
@@ -240,8 +232,9 @@ class EvaluationCalibration(BaseEvaluation):
                 f"  {'bin':>13}  {'count':>8}  {'mean p':>8}  {'observed':>8}",
             ]
             for b in range(self.reliability_bins):
+                close = "]" if b == self.reliability_bins - 1 else ")"  # the last bin includes 1
                 lines.append(
-                    f"  [{d.bin_edges[b]:.3f},{d.bin_edges[b + 1]:.3f})  {d.counts[b]:>8}  "
+                    f"  [{d.bin_edges[b]:.3f},{d.bin_edges[b + 1]:.3f}{close}  {d.counts[b]:>8}  "
                     f"{fmt(d.mean_predicted[b]):>8}  {fmt(d.observed_frequency[b]):>8}"
                 )
         return "\n".join(lines)

@@ -14,17 +14,16 @@ from deepspark.eval._base import (
     FloatArray,
     IntArray,
     StateReader,
-    as_float,
     binary_labels,
+    check_index,
     check_names,
     check_positive_int,
-    check_rows,
     class_indices,
     class_probabilities,
-    flatten_time,
     fmt,
     merge_names,
     nan_mean,
+    read_inputs,
     row_mask,
     safe_div,
 )
@@ -74,12 +73,7 @@ class Evaluation(BaseEvaluation):
 
     def eval(self, labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> None:
         """Accumulate a minibatch: labels ``(n,)``/``(n, c)``, predictions ``(n, c)``, optional 0/1 mask ``(n,)``."""
-        y, p, m = flatten_time(
-            as_float(labels, "labels"),
-            as_float(predictions, "predictions"),
-            None if mask is None else as_float(mask, "mask"),
-        )
-        n = check_rows(y, p)
+        y, p, m, n = read_inputs(labels, predictions, mask)
         probs = class_probabilities(p)
         c = probs.shape[1]
         if self.n_classes is not None and c != self.n_classes:
@@ -96,10 +90,7 @@ class Evaluation(BaseEvaluation):
         if self._confusion is None:
             self.n_classes = c
             self._confusion = self._zeros(c)
-        if p.ndim == 1 or p.shape[1] == 1:
-            predicted = (probs[:, 1] > 0.5).astype(np.int64)
-        else:
-            predicted = np.argmax(probs, axis=1).astype(np.int64)
+        predicted = np.argmax(probs, axis=1).astype(np.int64)  # first maximum: P(1) = 0.5 is class 0
         self._confusion += np.bincount(actual * c + predicted, minlength=c * c).reshape(c, c)
         rows = np.arange(actual.size)
         score = probs[rows, actual][:, None]
@@ -140,10 +131,7 @@ class Evaluation(BaseEvaluation):
         return int(self._cm().sum())
 
     def _check_cls(self, cls: int) -> int:
-        n = self.n_classes or 0
-        if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or not 0 <= cls < n:
-            raise DataError(f"class index {cls!r} is outside [0, {n}) for n_classes={self.n_classes}")
-        return int(cls)
+        return check_index(cls, self.n_classes, "class", "n_classes")
 
     def class_count(self, cls: int) -> int:
         """How many examples have actual class ``cls``."""
@@ -325,7 +313,7 @@ class EvaluationBinary(BaseEvaluation):
     ) -> None:
         n = check_positive_int(n_columns, "n_columns", optional=True)
         names = check_names(column_names, "column_names", n)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not 0 < threshold < 1:
             raise ConfigError(f"expected a number in (0, 1), got {threshold!r}", "threshold")
         self.n_columns: int | None = len(names) if n is None and names is not None else n
         self.threshold = float(threshold)
@@ -335,12 +323,7 @@ class EvaluationBinary(BaseEvaluation):
 
     def eval(self, labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> None:
         """Accumulate a minibatch: labels and predictions ``(n, columns)``, mask ``(n,)`` or ``(n, columns)``."""
-        y, p, m = flatten_time(
-            as_float(labels, "labels"),
-            as_float(predictions, "predictions"),
-            None if mask is None else as_float(mask, "mask"),
-        )
-        n = check_rows(y, p)
+        y, p, m, n = read_inputs(labels, predictions, mask)
         if p.ndim == 1:
             p = p[:, None]
         if p.ndim != 2:
@@ -384,11 +367,9 @@ class EvaluationBinary(BaseEvaluation):
             self.n_columns = other.n_columns
 
     def _col(self, col: int) -> IntArray:
-        n = self.n_columns or 0
-        if isinstance(col, bool) or not isinstance(col, (int, np.integer)) or not 0 <= col < n:
-            raise DataError(f"column index {col!r} is outside [0, {n}) for n_columns={self.n_columns}")
-        counts = self._counts if self._counts is not None else np.zeros((4, 0), np.int64)
-        return counts[:, int(col)]
+        c = check_index(col, self.n_columns, "column", "n_columns")
+        counts = self._counts if self._counts is not None else np.zeros((4, c + 1), np.int64)
+        return counts[:, c]
 
     def true_positives(self, col: int) -> int:
         """Positive examples of column ``col`` predicted positive."""

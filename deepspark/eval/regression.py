@@ -14,14 +14,13 @@ from deepspark.eval._base import (
     FloatArray,
     IntArray,
     StateReader,
-    as_float,
+    check_index,
     check_names,
     check_positive_int,
-    check_rows,
-    flatten_time,
     fmt,
     merge_names,
     nan_mean,
+    read_inputs,
     row_mask,
     safe_div,
 )
@@ -70,12 +69,7 @@ class RegressionEvaluation(BaseEvaluation):
 
     def eval(self, labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> None:
         """Accumulate a minibatch of targets and predictions of equal shape, with an optional 0/1 mask."""
-        y, p, m = flatten_time(
-            as_float(labels, "labels"),
-            as_float(predictions, "predictions"),
-            None if mask is None else as_float(mask, "mask"),
-        )
-        n = check_rows(y, p)
+        y, p, m, n = read_inputs(labels, predictions, mask)
         if y.ndim == 1:
             y = y[:, None]
         if p.ndim == 1:
@@ -147,10 +141,7 @@ class RegressionEvaluation(BaseEvaluation):
     # ------------------------------------------------------------------------------------ metrics
 
     def _col(self, col: int) -> int:
-        n = self.n_columns or 0
-        if isinstance(col, bool) or not isinstance(col, (int, np.integer)) or not 0 <= col < n:
-            raise DataError(f"column index {col!r} is outside [0, {n}) for n_columns={self.n_columns}")
-        return int(col)
+        return check_index(col, self.n_columns, "column", "n_columns")
 
     def _get(self, key: str, col: int) -> float:
         c = self._col(col)

@@ -14,22 +14,32 @@ from deepspark.eval._base import (
     BoolArray,
     FloatArray,
     StateReader,
-    as_float,
     binary_labels,
+    check_index,
     check_names,
     check_positive_int,
-    check_rows,
     class_indices,
     class_probabilities,
-    flatten_time,
     fmt,
+    grid_index,
     merge_names,
     nan_mean,
+    read_inputs,
     row_mask,
     safe_div,
 )
 
 Curve = tuple[FloatArray, FloatArray, FloatArray]
+
+
+def _check_unit_interval(scores: FloatArray, threshold_steps: int) -> None:
+    """Thresholded ROC bins probabilities: reject scores outside [0, 1] before any state changes."""
+    if threshold_steps and scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
+        bad = float(scores[(scores < 0.0) | (scores > 1.0)][0])
+        raise DataError(
+            f"ROC(threshold_steps={threshold_steps}) needs probabilities in [0, 1], got {bad!r}: "
+            "apply a sigmoid/softmax to the output, or use threshold_steps=0 for arbitrary scores"
+        )
 
 
 def _trapezoid(y: FloatArray, x: FloatArray) -> float:
@@ -69,6 +79,7 @@ class ROC(BaseEvaluation):
         self._labels: list[BoolArray] = []
         self._pos = np.zeros(k + 1 if k else 0, dtype=np.int64)
         self._neg = np.zeros(k + 1 if k else 0, dtype=np.int64)
+        self._cache: tuple[FloatArray, FloatArray, FloatArray, float, float] | None = None
 
     @property
     def exact(self) -> bool:
@@ -82,12 +93,7 @@ class ROC(BaseEvaluation):
 
     def eval(self, labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> None:
         """Accumulate a minibatch of 0/1 labels and positive-class scores, with an optional 0/1 row mask ``(n,)``."""
-        y, p, m = flatten_time(
-            as_float(labels, "labels"),
-            as_float(predictions, "predictions"),
-            None if mask is None else as_float(mask, "mask"),
-        )
-        n = check_rows(y, p)
+        y, p, m, n = read_inputs(labels, predictions, mask)
         if p.ndim == 2 and p.shape[1] in (1, 2):
             p = p[:, -1]
         if p.ndim != 1:
@@ -106,20 +112,16 @@ class ROC(BaseEvaluation):
     def _add(self, actual: BoolArray, scores: FloatArray) -> None:
         if actual.size == 0:
             return
+        self._cache = None
         if self.exact:
             self._scores.append(np.array(scores, dtype=np.float64))
             self._labels.append(np.array(actual, dtype=np.bool_))
             return
-        if scores.min() < 0.0 or scores.max() > 1.0:
-            bad = scores[(scores < 0.0) | (scores > 1.0)][0]
-            raise DataError(
-                f"ROC(threshold_steps={self.threshold_steps}) needs probabilities in [0, 1], got {bad!r}: "
-                "apply a sigmoid/softmax to the output, or use threshold_steps=0 for arbitrary scores"
-            )
+        _check_unit_interval(scores, self.threshold_steps)
         k = self.threshold_steps
-        bins = np.searchsorted(self.thresholds(), scores, side="right") - 1
-        self._pos += np.bincount(bins[actual], minlength=k + 1)
-        self._neg += np.bincount(bins[~actual], minlength=k + 1)
+        both = np.bincount(grid_index(scores, k) + (k + 1) * actual, minlength=2 * (k + 1))
+        self._neg += both[: k + 1]
+        self._pos += both[k + 1 :]
 
     def _pairs(self) -> tuple[FloatArray, BoolArray]:
         if len(self._scores) != 1:
@@ -133,6 +135,7 @@ class ROC(BaseEvaluation):
                 f"cannot merge ROC(threshold_steps={self.threshold_steps}) with "
                 f"ROC(threshold_steps={other.threshold_steps}): use the same threshold_steps everywhere"
             )
+        self._cache = None
         self._scores.extend(other._scores)
         self._labels.extend(other._labels)
         self._pos += other._pos
@@ -140,6 +143,11 @@ class ROC(BaseEvaluation):
 
     def _counts(self) -> tuple[FloatArray, FloatArray, FloatArray, float, float]:
         """Thresholds (descending) with the cumulative true/false positives at each, and totals P, N."""
+        if self._cache is None:
+            self._cache = self._compute_counts()
+        return self._cache
+
+    def _compute_counts(self) -> tuple[FloatArray, FloatArray, FloatArray, float, float]:
         if self.exact:
             scores, labels = self._pairs()
             order = np.argsort(-scores, kind="stable")
@@ -255,10 +263,12 @@ class _PerOutputROC(BaseEvaluation):
 
     state_keys = ("threshold_steps", "n", "names", "curves")
     _what = "column"
+    _size_arg = "n_columns"
+    _names_arg = "column_names"
 
     def __init__(self, n: int | None, names: Sequence[str] | None, threshold_steps: int) -> None:
-        size = check_positive_int(n, f"n_{self._what}s", optional=True)
-        self.names = check_names(names, f"{self._what}_names", size)
+        size = check_positive_int(n, self._size_arg, optional=True)
+        self.names = check_names(names, self._names_arg, size)
         self.threshold_steps: int = check_positive_int(threshold_steps, "threshold_steps", minimum=0) or 0
         self.n: int | None = len(self.names) if size is None and self.names is not None else size
         self._rocs: list[ROC] | None = None if self.n is None else [ROC(self.threshold_steps) for _ in range(self.n)]
@@ -266,7 +276,7 @@ class _PerOutputROC(BaseEvaluation):
     def _start(self, width: int) -> list[ROC]:
         if self.n is not None and width != self.n:
             raise DataError(
-                f"predictions have {width} columns but this {type(self).__name__} has {self._what}s={self.n}"
+                f"predictions have {width} columns but this {type(self).__name__} has {self._size_arg}={self.n}"
             )
         if self._rocs is None:
             self.n = width
@@ -274,10 +284,8 @@ class _PerOutputROC(BaseEvaluation):
         return self._rocs
 
     def _roc(self, index: int) -> ROC:
-        n = self.n or 0
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-            raise DataError(f"{self._what} index {index!r} is outside [0, {n}) for {self._what}s={self.n}")
-        return self._rocs[int(index)] if self._rocs is not None else ROC(self.threshold_steps)
+        i = check_index(index, self.n, self._what, self._size_arg)
+        return self._rocs[i] if self._rocs is not None else ROC(self.threshold_steps)
 
     def _merge(self, other: _PerOutputROC) -> None:
         if other.threshold_steps != self.threshold_steps:
@@ -377,12 +385,7 @@ class ROCBinary(_PerOutputROC):
 
     def eval(self, labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> None:
         """Accumulate a minibatch: labels and predictions ``(n, columns)``, mask ``(n,)`` or ``(n, columns)``."""
-        y, p, m = flatten_time(
-            as_float(labels, "labels"),
-            as_float(predictions, "predictions"),
-            None if mask is None else as_float(mask, "mask"),
-        )
-        n = check_rows(y, p)
+        y, p, m, n = read_inputs(labels, predictions, mask)
         if p.ndim == 1:
             p = p[:, None]
         if p.ndim != 2:
@@ -391,6 +394,8 @@ class ROCBinary(_PerOutputROC):
         keep = row_mask(m, n, p.shape[1], per_output=True)
         if n == 0 or (keep is not None and not keep.any()):
             return
+        kept = None if keep is None else (keep if keep.ndim == 2 else np.broadcast_to(keep[:, None], p.shape))
+        _check_unit_interval(p if kept is None else p[kept], self.threshold_steps)
         rocs = self._start(p.shape[1])
         for j, roc in enumerate(rocs):
             sel = slice(None) if keep is None else (keep if keep.ndim == 1 else keep[:, j])
@@ -438,6 +443,8 @@ class ROCMultiClass(_PerOutputROC):
 
     type_tag = "roc_multiclass"
     _what = "class"
+    _size_arg = "n_classes"
+    _names_arg = "labels"
 
     def __init__(
         self, threshold_steps: int = 0, n_classes: int | None = None, labels: Sequence[str] | None = None
@@ -446,12 +453,7 @@ class ROCMultiClass(_PerOutputROC):
 
     def eval(self, labels: npt.ArrayLike, predictions: npt.ArrayLike, mask: npt.ArrayLike | None = None) -> None:
         """Accumulate a minibatch: labels ``(n,)``/``(n, classes)``, predictions ``(n, classes)``, mask ``(n,)``."""
-        y, p, m = flatten_time(
-            as_float(labels, "labels"),
-            as_float(predictions, "predictions"),
-            None if mask is None else as_float(mask, "mask"),
-        )
-        n = check_rows(y, p)
+        y, p, m, n = read_inputs(labels, predictions, mask)
         probs = class_probabilities(p)
         c = probs.shape[1]
         if self.n is not None and c != self.n:
@@ -462,6 +464,7 @@ class ROCMultiClass(_PerOutputROC):
             actual, probs = actual[keep], probs[keep]
         if actual.size == 0:
             return
+        _check_unit_interval(probs, self.threshold_steps)
         for k, roc in enumerate(self._start(c)):
             roc._add(actual == k, probs[:, k])
 

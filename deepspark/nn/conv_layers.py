@@ -38,11 +38,17 @@ def _pool_mask(mask: Tensor | None, kernel: int, stride: int, padding: int, dila
     if mask is None:
         return None
     m = mask.to(torch.float32).unsqueeze(1)
-    if same:
-        m = F.pad(m, same_padding(m.shape[-1], kernel, stride, dilation))
-        padding = 0
-    m = F.max_pool1d(m, kernel, stride, padding, dilation)
+    # Padded positions are invalid steps (zeros); padding explicitly also lifts max_pool1d's padding <= k/2 limit.
+    m = F.pad(m, same_padding(m.shape[-1], kernel, stride, dilation) if same else (padding, padding))
+    m = F.max_pool1d(m, kernel, stride, 0, dilation)
     return m.squeeze(1).to(mask.dtype)
+
+
+def _avg_excluding_pad(x: Tensor, pad: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]) -> Tensor:
+    """Average pooling over explicitly padded input whose divisor counts only the real values."""
+    pool = F.avg_pool2d if x.dim() == 4 else F.avg_pool1d
+    ones = F.pad(torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype), pad)
+    return pool(F.pad(x, pad), kernel, stride) / pool(ones, kernel, stride)  # type: ignore[operator]
 
 
 class Conv2DLayer(CompiledLayer):
@@ -145,6 +151,8 @@ class Subsampling2DLayer(CompiledLayer):
 
     def run(self, x: Tensor, mask: Tensor | None) -> Masked:
         s = self.spec2
+        if self.pad is not None and s.pooling == "avg":
+            return _avg_excluding_pad(x, self.pad, s.kernel, s.stride), mask
         if self.pad is not None:
             x = F.pad(x, self.pad, value=float("-inf") if s.pooling == "max" else 0.0)
         if s.pooling == "max":
@@ -162,19 +170,15 @@ class Subsampling1DLayer(CompiledLayer):
     def run(self, x: Tensor, mask: Tensor | None) -> Masked:
         s = self.spec1
         y = x.transpose(1, 2)
-        padding = s.padding
-        if s.convolution_mode == "same" or (s.pooling == "pnorm" and padding):
-            pads = same_padding(y.shape[-1], s.kernel, s.stride, 1) if s.convolution_mode == "same" else (
-                padding, padding)
-            y = F.pad(y, pads, value=float("-inf") if s.pooling == "max" else 0.0)
-            padding = 0
+        same = s.convolution_mode == "same"
+        pads = same_padding(y.shape[-1], s.kernel, s.stride, 1) if same else (s.padding, s.padding)
         if s.pooling == "max":
-            y = F.max_pool1d(y, s.kernel, s.stride, padding)
+            y = F.max_pool1d(F.pad(y, pads, value=float("-inf")), s.kernel, s.stride)
         elif s.pooling == "avg":
-            y = F.avg_pool1d(y, s.kernel, s.stride, padding, count_include_pad=False)
+            y = _avg_excluding_pad(y, pads, (s.kernel,), (s.stride,))
         else:
-            y = _pnorm_pool(y, s.pnorm, (s.kernel,), (s.stride,))
-        mask = _pool_mask(mask, s.kernel, s.stride, s.padding, 1, s.convolution_mode == "same")
+            y = _pnorm_pool(F.pad(y, pads), s.pnorm, (s.kernel,), (s.stride,))
+        mask = _pool_mask(mask, s.kernel, s.stride, s.padding, 1, same)
         return y.transpose(1, 2), mask
 
 
@@ -220,13 +224,12 @@ class GlobalPoolingLayer(CompiledLayer):
         if x.dim() == 4:
             x = x.flatten(2).transpose(1, 2)  # (N, H*W, C): pool over positions like time steps
             mask = None
-        if mask is None:
-            m = None
-        else:
-            m = mask.to(x.dtype).unsqueeze(-1)
+        m = None if mask is None else mask.to(x.dtype).unsqueeze(-1)
         if self.pooling == "max":
-            y = x if m is None else x.masked_fill(m == 0, float("-inf"))
-            return y.amax(dim=1), None
+            if m is None:
+                return x.amax(dim=1), None
+            y = x.masked_fill(m == 0, float("-inf")).amax(dim=1)
+            return torch.where(m.sum(dim=1) > 0, y, torch.zeros_like(y)), None  # fully masked -> 0, not -inf
         xm = x if m is None else x * m
         if self.pooling == "sum":
             return xm.sum(dim=1), None

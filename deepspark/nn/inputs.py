@@ -20,7 +20,9 @@ def _as_numpy(a: Any, what: str) -> np.ndarray:
     try:
         arr = np.asarray(a)
     except (TypeError, ValueError) as e:
-        raise DataError(f"{what}: cannot convert to an array ({e})") from None
+        raise DataError(
+            f"{what}: cannot convert to an array; rows of different lengths or non-numeric values? ({e})"
+        ) from None
     if arr.dtype == object:
         raise DataError(f"{what}: expected a numeric array, got ragged or non-numeric values (dtype object)")
     return arr
@@ -48,7 +50,9 @@ def features_to_tensor(x: Any, input_type: InputType, dtype: torch.dtype, what: 
     _check_finite(arr, what)
     expected = input_type.shape()
     per_example = arr.shape[1:]
-    ok = len(per_example) == len(expected) and all(e is None or e == g for e, g in zip(expected, per_example))
+    ok = len(per_example) == len(expected) and all(
+        e is None or e == g for e, g in zip(expected, per_example, strict=True)
+    )
     if not ok and input_type.form in ("convolutional", "convolutional_flat"):
         ok = int(np.prod(per_example)) == input_type.flat_size() and len(per_example) in (1, 3)
         if ok:
@@ -106,13 +110,16 @@ def labels_to_tensor(y: Any, n: int, head: Head, dtype: torch.dtype, what: str =
     return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
 
 
-def mask_to_tensor(mask: Any, n: int, what: str) -> Tensor | None:
-    """A (N, T) 0/1 mask as a float tensor, or None."""
+def mask_to_tensor(mask: Any, n: int, what: str, steps: int | None = None) -> Tensor | None:
+    """A (N, T) 0/1 mask as a float tensor, or None. ``steps``: the features' T, when known."""
     if mask is None:
         return None
     arr = _as_numpy(mask, what)
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise DataError(f"{what} must have shape (N, T) with N={n}, got {arr.shape}")
+    if arr.ndim != 2 or arr.shape[0] != n or (steps is not None and arr.shape[1] != steps):
+        t = "T" if steps is None else f"T={steps}"
+        raise DataError(f"{what} must have shape (N, T) with N={n}, {t}, got {arr.shape}")
+    if arr.dtype.kind not in "fiub" or not np.isin(arr, (0, 1)).all():
+        raise DataError(f"{what} must hold only 0 (padding) and 1 (real step) values")
     return torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float32)
 
 

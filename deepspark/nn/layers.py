@@ -161,6 +161,8 @@ class BatchNormLayer(CompiledLayer):
         self.eps = spec.eps
         self.gamma = None if spec.lock_gamma_beta else self._param(n)
         self.beta = None if spec.lock_gamma_beta else self._param(n)
+        self.running_mean: Tensor
+        self.running_var: Tensor
         self.register_buffer("running_mean", torch.zeros(n, dtype=dtype))
         self.register_buffer("running_var", torch.ones(n, dtype=dtype))
 

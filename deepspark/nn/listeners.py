@@ -11,10 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
+from deepspark.errors import ConfigError
+
 if TYPE_CHECKING:
     from deepspark.nn.network import Network
 
 log = logging.getLogger("deepspark")
+
+
+def _check_every(value: int | None, name: str, optional: bool = False) -> None:
+    """Listener frequencies are positive ints (or None where the schedule is optional)."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"expected a positive int{' or None' if optional else ''}, got {value!r}", name)
 
 
 @dataclass
@@ -59,6 +69,7 @@ class ScoreIterationListener(TrainingListener):
     """
 
     def __init__(self, print_every: int = 10, sink: Callable[[str], None] | None = None) -> None:
+        _check_every(print_every, "print_every")
         self.print_every = print_every
         self.sink = sink or log.info
         self.history: list[tuple[int, float]] = []
@@ -74,6 +85,7 @@ class PerformanceListener(TrainingListener):
     """Measures examples/s and minibatches/s over windows of ``frequency`` iterations."""
 
     def __init__(self, frequency: int = 10, sink: Callable[[str], None] | None = None) -> None:
+        _check_every(frequency, "frequency")
         self.frequency = frequency
         self.sink = sink or log.info
         self.samples: list[dict[str, float]] = []
@@ -113,6 +125,11 @@ class EvaluativeListener(TrainingListener):
     sink: Callable[[str], None] | None = None
     results: list[tuple[int, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        _check_every(self.frequency, "frequency")
+        if self.unit not in ("epoch", "iteration"):
+            raise ConfigError(f"expected 'epoch' or 'iteration', got {self.unit!r}", "unit")
+
     def _run(self, net: Network, at: int) -> None:
         evaluation = net.evaluate(self.features, self.labels)
         self.results.append((at, evaluation))
@@ -139,6 +156,9 @@ class CheckpointListener(TrainingListener):
         keep_last: int = 3,
         save_updater: bool = True,
     ) -> None:
+        _check_every(every_epochs, "every_epochs", optional=True)
+        _check_every(every_iterations, "every_iterations", optional=True)
+        _check_every(keep_last, "keep_last")
         self.directory = Path(directory)
         self.every_epochs = every_epochs
         self.every_iterations = every_iterations

@@ -54,8 +54,9 @@ class SequentialModel(nn.Module):
         super().__init__()
         self.dtype = TORCH_DTYPES[config.dtype]
         self.plans = config.plan()
-        self.layers = nn.ModuleList([build_layer(p, self.dtype) for p in self.plans])
-        last = self.layers[-1]
+        self.compiled: list[CompiledLayer] = [build_layer(p, self.dtype) for p in self.plans]
+        self.layers = nn.ModuleList(self.compiled)
+        last = self.compiled[-1]
         if not isinstance(last, OutputLayer):  # pragma: no cover - NetworkConfig validates this
             raise TypeError("the last layer must carry a loss")
         out = self.plans[-1].output_type
@@ -64,14 +65,14 @@ class SequentialModel(nn.Module):
 
     def init_params(self, default_scheme: str, gen: torch.Generator) -> None:
         """Initialize every layer from ``gen`` with its own or the network's weight-init scheme."""
-        for plan, layer in zip(self.plans, self.layers):
+        for plan, layer in zip(self.plans, self.compiled, strict=True):
             layer.init_params(plan.layer.weight_init or default_scheme, gen)
 
     def forward_preouts(self, inputs: list[Tensor], masks: list[Tensor | None]) -> list[tuple[Tensor, Tensor | None]]:
         """Pre-activation output and its mask for each head (one for a stack)."""
         x, mask = inputs[0], masks[0]
-        n = len(self.layers)
-        for i, (plan, layer) in enumerate(zip(self.plans, self.layers)):
+        n = len(self.compiled)
+        for i, (plan, layer) in enumerate(zip(self.plans, self.compiled, strict=True)):
             x = preprocess(plan.preprocessor, x, plan)
             if i == n - 1:
                 out_layer: OutputLayer = layer  # type: ignore[assignment]
@@ -84,7 +85,7 @@ class SequentialModel(nn.Module):
     def param_roles(self) -> dict[str, ParamRole]:
         """Role of every parameter and buffer, keyed by its ``named_parameters`` name."""
         roles: dict[str, ParamRole] = {}
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.compiled):
             weights = set(layer.weight_names())
             for name, _ in layer.named_parameters():
                 roles[f"layers.{i}.{name}"] = ParamRole(i, self.layer_names[i], name in weights)

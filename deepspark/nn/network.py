@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from deepspark.config.graph import GraphConfig
 from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence
 from deepspark.config.network import NetworkConfig
 from deepspark.errors import DataError, DeepSparkError
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
+from deepspark.nn.graph_model import GraphModel
 from deepspark.nn.inputs import check_embedding_indices, features_to_tensor, labels_to_tensor, mask_to_tensor
 from deepspark.nn.listeners import IterationInfo, TrainingListener
 from deepspark.nn.model import TORCH_DTYPES, Head, ParamRole, SequentialModel
@@ -29,11 +31,17 @@ if TYPE_CHECKING:
     from deepspark.config.updaters import Updater
     from deepspark.eval import Evaluation, RegressionEvaluation
 
-Batch = tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]  # features, labels, features mask, labels mask
+Slot = Tensor | tuple[Tensor | None, ...]  # one tensor, or (graphs) one per graph input / output
+Batch = tuple[Slot, Slot | None, Slot | None, Slot | None]  # features, labels, features mask, labels mask
 
 
 class Network:
-    """A trainable network. Build it from a ``NetworkConfig``, or wrap a torch module with ``from_module``.
+    """A trainable network. Build it from a ``NetworkConfig`` or ``GraphConfig``, or wrap a module with ``from_module``.
+
+    A graph with several inputs takes a list of feature arrays (``inputs`` order) and, with several outputs,
+    a list of label arrays (``outputs`` order); its loss is the sum of the outputs' mean losses, ``output``
+    returns one array per output, and ``evaluate``/``evaluate_regression`` score the first output.
+    Iterators may yield objects whose ``features``/``labels`` attributes are such lists.
 
     Example:
         >>> conf = NetworkConfig(input_type=InputType.feed_forward(64),
@@ -43,17 +51,21 @@ class Network:
         >>> print(net.evaluate(x_test, y_test).stats())              # doctest: +SKIP
     """
 
-    def __init__(self, config: NetworkConfig) -> None:
-        if not isinstance(config, NetworkConfig):
-            raise DeepSparkError(f"Network needs a NetworkConfig, got {type(config).__name__}")
-        self.config: NetworkConfig | None = config
+    def __init__(self, config: NetworkConfig | GraphConfig) -> None:
+        if not isinstance(config, (NetworkConfig, GraphConfig)):
+            raise DeepSparkError(f"Network needs a NetworkConfig or GraphConfig, got {type(config).__name__}")
+        self.config: NetworkConfig | GraphConfig | None = config
         dtype = TORCH_DTYPES[config.dtype]
-        model = SequentialModel(config)
+        model: SequentialModel | GraphModel = (
+            GraphModel(config) if isinstance(config, GraphConfig) else SequentialModel(config)
+        )
         model.init_params(config.weight_init, torch.Generator().manual_seed(config.seed))
         self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
         self.post = GradientPostProcessor.from_config(config, self.flat, self.roles)
         first = config.layers[0]
         self._vocab = first.vocab_size if isinstance(first, (Embedding, EmbeddingSequence)) else None
+        if isinstance(model, GraphModel):
+            self._vocab, self._input_vocab = None, model.input_vocab
         self._stochastic = any(
             layer.dropout > 0 or (isinstance(layer, Dropout) and layer.rate > 0) for layer in config.layers
         )
@@ -80,6 +92,7 @@ class Network:
         self.normalizer: Any = None
         self.last_score: Tensor | None = None
         self._vocab: int | None = None
+        self._input_vocab = []  # graphs: vocab_size of the embeddings each graph input feeds, or None
         self._stochastic = True
 
     @classmethod
@@ -154,6 +167,8 @@ class Network:
     # ----------------------------------------------------------------- data preparation
 
     def _prepare(self, x: Any, y: Any, features_mask: Any = None, labels_mask: Any = None) -> Batch:
+        if isinstance(self.config, GraphConfig):
+            return self._prepare_graph(self.config, x, y, features_mask, labels_mask)
         if self.config is not None:
             xt = features_to_tensor(x, self.config.input_type, self.dtype)
         else:
@@ -163,6 +178,29 @@ class Network:
         n = xt.shape[0]
         yt = None if y is None else labels_to_tensor(y, n, self.heads[0], self.dtype)
         return xt, yt, mask_to_tensor(features_mask, n, "features_mask"), mask_to_tensor(labels_mask, n, "labels_mask")
+
+    def _prepare_graph(self, config: GraphConfig, x: Any, y: Any, fmask: Any, lmask: Any) -> Batch:
+        """Tensors per graph input (features, masks) and per output (labels, masks), as tuples."""
+        ins, outs = config.inputs, config.outputs
+        xs = tuple(
+            features_to_tensor(a, t, self.dtype, what)
+            for (a, what), t in zip(_slots(x, ins, "features"), config.input_types, strict=True)
+        )
+        n = int(xs[0].shape[0])
+        for a, vocab, name in zip(xs, self._input_vocab, ins, strict=True):
+            if a.shape[0] != n:
+                raise DataError(f"features of {name!r} have {a.shape[0]} rows but the first input's have {n}")
+            if vocab is not None:
+                check_embedding_indices(a, vocab)
+        ys = None
+        if y is not None:
+            ys = tuple(
+                labels_to_tensor(a, n, head, self.dtype, what)
+                for (a, what), head in zip(_slots(y, outs, "labels"), self.heads, strict=True)
+            )
+        fm = None if fmask is None else tuple(mask_to_tensor(m, n, w) for m, w in _slots(fmask, ins, "features_mask"))
+        lm = None if lmask is None else tuple(mask_to_tensor(m, n, w) for m, w in _slots(lmask, outs, "labels_mask"))
+        return xs, ys, fm, lm
 
     def _batches_from(self, data: Any) -> Iterator[Batch]:
         """Minibatches from an iterator of ``DataSet``-like objects (features, labels, masks attributes)."""
@@ -174,7 +212,7 @@ class Network:
 
     @staticmethod
     def _slice(batch: Batch, idx: Tensor | slice) -> Batch:
-        return tuple(None if t is None else t[idx] for t in batch)  # type: ignore[return-value]
+        return tuple(_take(t, idx) for t in batch)  # type: ignore[return-value]
 
     # ----------------------------------------------------------------- training
 
@@ -234,7 +272,7 @@ class Network:
         return self
 
     def _epoch_batches(self, data: Batch, batch_size: int, shuffle: bool) -> Iterator[Batch]:
-        n = data[0].shape[0]
+        n = _rows(data[0])
         if shuffle:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             order = torch.randperm(n, generator=gen)
@@ -262,37 +300,53 @@ class Network:
         with torch.no_grad():
             self.flat.trainable.sub_(self.flat.grads)
         self.last_score = score
-        info = IterationInfo(self.iteration, self.epoch, int(x.shape[0]), score)
+        info = IterationInfo(self.iteration, self.epoch, _rows(x), score)
         self.iteration += 1
         for listener in self.listeners:
             listener.iteration_done(self, info)
         return score
 
-    def _loss(self, x: Tensor, y: Tensor, fmask: Tensor | None, lmask: Tensor | None) -> Tensor:
-        head = self.heads[0]
-        (preout, out_mask), = self.model.forward_preouts([x], [fmask])
-        per_example = per_example_loss(head.loss, head.activation, preout, y)
-        mask = lmask if lmask is not None else (out_mask if head.recurrent else None)
-        return mean_loss(per_example, mask)
+    def _loss(self, x: Slot, y: Slot, fmask: Slot | None, lmask: Slot | None) -> Tensor:
+        """Sum over the heads of each head's mean loss (one head for a stack)."""
+        preouts = self.model.forward_preouts(_seq(x), _seq(fmask))
+        total: Tensor | None = None
+        for head, (preout, out_mask), labels, lm in zip(
+            self.heads, preouts, _seq(y), _seq(lmask, len(self.heads)), strict=True
+        ):
+            if labels is None:
+                raise DataError("a minibatch has no labels for one of the outputs")
+            per_example = per_example_loss(head.loss, head.activation, preout, labels)
+            mask = lm if lm is not None else (out_mask if head.recurrent else None)
+            loss = mean_loss(per_example, mask)
+            total = loss if total is None else total + loss
+        return cast(Tensor, total)
 
     # ----------------------------------------------------------------- inference and scoring
 
     @torch.no_grad()
-    def output(self, x: Any, *, batch_size: int = 1024, features_mask: Any = None) -> np.ndarray:
-        """Activated network output (class probabilities for classifiers) as a numpy array."""
+    def output(self, x: Any, *, batch_size: int = 1024, features_mask: Any = None) -> np.ndarray | list[np.ndarray]:
+        """Activated network output (class probabilities for classifiers) as a numpy array.
+
+        A graph with several outputs returns a list with one array per output, in ``outputs`` order.
+        """
         data = self._prepare(x, None, features_mask)
-        return self._output_tensor(data, batch_size).numpy()
+        outs = [t.numpy() for t in self._output_tensors(data, batch_size)]
+        return outs[0] if len(outs) == 1 else outs
 
     def _output_tensor(self, data: Batch, batch_size: int) -> Tensor:
+        return self._output_tensors(data, batch_size)[0]
+
+    def _output_tensors(self, data: Batch, batch_size: int) -> list[Tensor]:
         self.model.eval()
-        act = activation_fn(self.heads[0].activation)
-        outs = []
-        n = data[0].shape[0]
+        acts = [activation_fn(h.activation) for h in self.heads]
+        outs: list[list[Tensor]] = [[] for _ in self.heads]
+        n = _rows(data[0])
         for start in range(0, n, batch_size):
             x, _, fmask, _ = self._slice(data, slice(start, start + batch_size))
-            (preout, _), = self.model.forward_preouts([x], [fmask])
-            outs.append(act(preout))
-        return torch.cat(outs)
+            preouts = self.model.forward_preouts(_seq(x), _seq(fmask))
+            for out, act, (preout, _) in zip(outs, acts, preouts, strict=True):
+                out.append(act(preout))
+        return [torch.cat(out) for out in outs]
 
     @torch.no_grad()
     def score(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> float:
@@ -302,14 +356,14 @@ class Network:
         for x_b, y_b, fm, lm in self._eval_batches(x, y, batch_size):
             if y_b is None:
                 raise DataError("score needs labels")
-            total += float(self._loss(x_b, y_b, fm, lm)) * x_b.shape[0]
-            count += x_b.shape[0]
+            total += float(self._loss(x_b, y_b, fm, lm)) * _rows(x_b)
+            count += _rows(x_b)
         return total / count + float(self.post.regularization_score())
 
     def _eval_batches(self, x: Any, y: Any, batch_size: int) -> Iterator[Batch]:
         if y is not None or isinstance(x, (np.ndarray, Tensor)):
             data = self._prepare(x, y)
-            n = data[0].shape[0]
+            n = _rows(data[0])
             for start in range(0, n, batch_size):
                 yield self._slice(data, slice(start, start + batch_size))
         else:
@@ -323,11 +377,12 @@ class Network:
         for xb, yb, fm, lm in self._eval_batches(x, y, batch_size):
             if yb is None:
                 raise DataError("evaluation needs labels")
-            (preout, out_mask), = self.model.forward_preouts([xb], [fm])
+            preout, out_mask = self.model.forward_preouts(_seq(xb), _seq(fm))[0]  # graphs: the first output
             pred = act(preout).numpy()
-            mask = lm if lm is not None else out_mask
+            labels, lm0 = _seq(yb)[0], _seq(lm, len(self.heads))[0]
+            mask = lm0 if lm0 is not None else out_mask
             for e in evaluations:
-                e.eval(yb.numpy(), pred, None if mask is None else mask.numpy())
+                e.eval(cast(Tensor, labels).numpy(), pred, None if mask is None else mask.numpy())
         return evaluations
 
     def evaluate(self, x: Any, y: Any = None, *, batch_size: int = 1024, top_n: int = 1,
@@ -394,6 +449,38 @@ class _ModuleModel(nn.Module):
 
     def forward_preouts(self, inputs: list[Tensor], masks: list[Tensor | None]) -> list[tuple[Tensor, Tensor | None]]:
         return [(self.inner(inputs[0]), None)]
+
+
+def _seq(t: Slot | None, n: int = 1) -> list[Tensor | None]:
+    """A batch slot as a list: one entry per graph input/output (``n`` Nones for a missing slot)."""
+    if t is None:
+        return [None] * n
+    return list(t) if isinstance(t, tuple) else [t]
+
+
+def _rows(t: Slot) -> int:
+    first = t[0] if isinstance(t, tuple) else t
+    return int(cast(Tensor, first).shape[0])
+
+
+def _take(t: Slot | None, idx: Tensor | slice) -> Slot | None:
+    if isinstance(t, tuple):
+        return tuple(None if s is None else s[idx] for s in t)
+    return None if t is None else t[idx]
+
+
+def _slots(value: Any, names: tuple[str, ...], what: str) -> list[tuple[Any, str]]:
+    """Split user data into (entry, label for messages) per graph input/output; a list/tuple holds one per name."""
+    per_name = isinstance(value, (list, tuple)) and (
+        len(names) > 1 or (len(value) == 1 and (value[0] is None or isinstance(value[0], (np.ndarray, Tensor))))
+    )
+    if not per_name:
+        if len(names) > 1:
+            raise DataError(f"{what}: the graph has {len(names)} of them {list(names)}; pass a list, one array each")
+        return [(value, what)]
+    if len(value) != len(names):
+        raise DataError(f"{what}: expected a list of {len(names)} arrays, one per {list(names)}, got {len(value)}")
+    return [(v, what if len(names) == 1 else f"{what} of {n!r}") for v, n in zip(value, names, strict=True)]
 
 
 def _tensor_from_any(x: Any, dtype: torch.dtype) -> Tensor:

@@ -29,13 +29,17 @@ class RecurrentLayer(CompiledLayer):
         kwargs = {"batch_first": True, "bidirectional": self.mode != "forward", "dtype": dtype}
         size, hidden = plan.input_type.size, inner.n_out
         self.forget_bias = inner.forget_gate_bias_init if isinstance(inner, LSTM) else None
-        self.rnn: nn.Module
+        # Built on the meta device, then given empty CPU storage: no global RNG draws (the network
+        # initializes from its seeded generator). nn.utils.skip_init refuses RNN classes (*args signature).
+        kwargs["device"] = "meta"
+        rnn: nn.RNNBase
         if isinstance(inner, LSTM):
-            self.rnn = nn.utils.skip_init(nn.LSTM, size, hidden, **kwargs)
+            rnn = nn.LSTM(size, hidden, **kwargs)
         elif isinstance(inner, GRU):
-            self.rnn = nn.utils.skip_init(nn.GRU, size, hidden, **kwargs)
+            rnn = nn.GRU(size, hidden, **kwargs)
         else:
-            self.rnn = nn.utils.skip_init(nn.RNN, size, hidden, nonlinearity=inner.activation, **kwargs)
+            rnn = nn.RNN(size, hidden, nonlinearity=inner.activation, **kwargs)
+        self.rnn: nn.Module = rnn.to_empty(device="cpu")
         self.hidden = hidden
 
     def weight_names(self) -> tuple[str, ...]:

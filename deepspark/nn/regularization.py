@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from deepspark.config.graph import GraphConfig
 from deepspark.config.network import NetworkConfig
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.model import ParamRole
@@ -39,8 +40,10 @@ class GradientPostProcessor:
         self._zero = torch.zeros((), dtype=flat.params.dtype)
 
     @classmethod
-    def from_config(cls, config: NetworkConfig, flat: FlatBuffers, roles: dict[str, ParamRole]) -> GradientPostProcessor:
-        """Coefficient buffers and normalization groups for a compiled config."""
+    def from_config(
+        cls, config: NetworkConfig | GraphConfig, flat: FlatBuffers, roles: dict[str, ParamRole]
+    ) -> GradientPostProcessor:
+        """Coefficient buffers and normalization groups for a compiled config (``role.layer`` indexes its layers)."""
         n = flat.n_trainable
         coef = {"l1": torch.zeros(n, dtype=flat.params.dtype), "l2": torch.zeros(n, dtype=flat.params.dtype),
                 "weight_decay": torch.zeros(n, dtype=flat.params.dtype)}

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from deepspark.config.graph import GraphConfig
+
 if TYPE_CHECKING:
+    from deepspark.config.graph import VertexPlan
     from deepspark.nn.network import Network
 
 
@@ -32,6 +35,8 @@ def summary(net: Network) -> str:
     if net.config is None:
         for i, (name, module) in enumerate(net.model.named_children()):
             rows.append((str(i), name, type(module).__name__, "?", str(sum(p.numel() for p in module.parameters()))))
+    elif isinstance(net.config, GraphConfig):
+        rows += [_graph_row(p, counts) for p in net.config.plan()]
     else:
         for plan in net.config.plan():
             shapes = f"{plan.input_type.describe()} -> {plan.output_type.describe()}"
@@ -40,13 +45,28 @@ def summary(net: Network) -> str:
             rows.append((str(plan.index), plan.name, type(plan.layer).__name__, shapes,
                          f"{counts.get(plan.index, 0):,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) if i != 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i != 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
     rule = "-" * len(lines[0])
     lines.insert(1, rule)
     lines.append(rule)
     lines.append(f"total params: {net.num_params():,} (trainable {net.flat.n_trainable:,}); "
                  f"updater state: {net.updater.state.numel():,} values; dtype {str(net.dtype).replace('torch.', '')}")
     return "\n".join(lines)
+
+
+def _graph_row(p: VertexPlan, counts: dict[int, int]) -> tuple[str, str, str, str, str]:
+    """One summary row per vertex in run order: layer index ("-" for other vertices), sources and types."""
+    sources = " + ".join(f"{s} {t.describe()}" for s, t in zip(p.vertex.inputs, p.input_types, strict=True))
+    shapes = f"{sources} -> {p.output_type.describe()}"
+    if p.layer is None:
+        return ("-", p.name, type(p.vertex).__name__, shapes, "0")
+    if p.layer.preprocessor:
+        shapes = f"[{p.layer.preprocessor}] {shapes}"
+    index = p.layer.index
+    return (str(index), p.name, type(p.layer.layer).__name__, shapes, f"{counts.get(index, 0):,}")
 
 
 @dataclass(frozen=True)
@@ -92,8 +112,9 @@ def memory_report(net: Network, batch_size: int) -> MemoryReport:
     acts: list[tuple[str, int]] = []
     input_bytes = 0
     if net.config is not None:
-        input_bytes = net.config.input_type.flat_size() * batch_size * item
-        for plan in net.config.plan():
+        in_types = net.config.input_types if isinstance(net.config, GraphConfig) else (net.config.input_type,)
+        input_bytes = sum(t.flat_size() * (t.timesteps or 1) for t in in_types) * batch_size * item
+        for plan in net.config.layer_plans() if isinstance(net.config, GraphConfig) else net.config.plan():
             out = plan.output_type
             per_example = out.flat_size() * (out.timesteps or 1)
             factor = 1.0

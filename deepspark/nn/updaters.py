@@ -111,7 +111,14 @@ class FlatUpdater:
         Raises:
             DataError: ``flat`` is not 1-D, has the wrong length, or holds NaN/inf.
         """
-        src = torch.tensor(flat) if isinstance(flat, np.ndarray) else flat
+        if isinstance(flat, np.ndarray):
+            if flat.dtype.kind != "f":
+                raise DataError(
+                    f"{self.spec.tag} updater state: expected a floating-point array, got dtype {flat.dtype}"
+                )
+            src = torch.tensor(flat)  # a copy: read-only arrays (e.g. from safetensors) are fine
+        else:
+            src = flat
         expected = self.state.numel()
         if src.dim() != 1 or src.numel() != expected:
             raise DataError(

@@ -91,10 +91,12 @@ class Conv2D(Layer):
         check_non_negative_tuple(self, "padding")
 
     def output_type(self, input_type: InputType) -> InputType:
-        h = conv_out(input_type.height, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0],
-                     self.convolution_mode)
-        w = conv_out(input_type.width, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1],
-                     self.convolution_mode)
+        h = conv_out(
+            input_type.height, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0], self.convolution_mode
+        )
+        w = conv_out(
+            input_type.width, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1], self.convolution_mode
+        )
         _check_positive_out(self, input_type, (h, w))
         return InputType.convolutional(h, w, self.n_out)
 
@@ -144,6 +146,11 @@ class Subsampling1D(Layer):
         Layer._validate(self)
         check_positive(self, "kernel", "stride", "pnorm")
         check(self.padding >= 0, "padding", f"expected an int >= 0, got {self.padding}")
+        check(
+            self.padding * 2 <= self.kernel,
+            "padding",
+            f"padding must be at most half the kernel ({self.kernel}), got {self.padding}",
+        )
 
     def output_type(self, input_type: InputType) -> InputType:
         t = input_type.timesteps
@@ -175,8 +182,10 @@ class Subsampling2D(Layer):
         check_non_negative_tuple(self, "padding")
         for i in range(2):
             if self.padding[i] * 2 > self.kernel[i]:
-                raise ConfigError(f"padding must be at most half the kernel ({self.kernel[i]}), got "
-                                  f"{self.padding[i]}", f"padding[{i}]")
+                raise ConfigError(
+                    f"padding must be at most half the kernel ({self.kernel[i]}), got {self.padding[i]}",
+                    f"padding[{i}]",
+                )
 
     def output_type(self, input_type: InputType) -> InputType:
         h = conv_out(input_type.height, self.kernel[0], self.stride[0], self.padding[0], 1, self.convolution_mode)

@@ -67,9 +67,14 @@ class Bidirectional(Layer):
     def _validate(self) -> None:
         Layer._validate(self)
         if not isinstance(self.layer, _Recurrent):
-            raise ConfigError(
-                f"expected SimpleRnn, LSTM or GRU, got {type(self.layer).__name__}", "layer"
-            )
+            raise ConfigError(f"expected SimpleRnn, LSTM or GRU, got {type(self.layer).__name__}", "layer")
+        for name in ("name", "dropout", "l1", "l2", "weight_decay", "weight_init"):
+            value = getattr(self.layer, name)
+            if value not in (None, 0.0):  # the wrapper compiles as one layer: only its own settings apply
+                raise ConfigError(
+                    f"the wrapped layer's own {name} would be ignored, got {value!r}; set it on Bidirectional instead",
+                    f"layer.{name}",
+                )
 
     def output_type(self, input_type: InputType) -> InputType:
         inner = self.layer.output_type(input_type)

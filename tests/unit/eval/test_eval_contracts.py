@@ -221,18 +221,6 @@ def test_evaluation_time_series_equals_flattened(case: Case, seed: int) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_evaluation_empty_metrics_are_nan_without_warning(case: Case) -> None:
-    labels, preds = case.data(np.random.default_rng(0), 5)
-    ev = case.make()
-    ev.eval(labels, preds, mask=np.zeros(5))
-    probe = case.make()
-    probe.eval(labels, preds)  # learn the width, then empty it through a fresh object with the same shape
-    empty = from_dict({**probe.to_dict()})
-    assert ev.num_examples() == 0
-    assert isinstance(empty.stats(), str)
-
-
-@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_evaluation_nan_predictions_raise_data_error(case: Case) -> None:
     labels, preds = case.data(np.random.default_rng(0), 8)
     preds = preds.astype(float)
@@ -253,7 +241,7 @@ def test_evaluation_bad_mask_raises_data_error(case: Case) -> None:
     labels, preds = case.data(np.random.default_rng(0), 8)
     with pytest.raises(DataError, match="mask"):
         case.make().eval(labels, preds, mask=np.ones(5))
-    with pytest.raises(DataError, match="0 .skip. or 1"):
+    with pytest.raises(DataError, match=r"0 \(skip\) or 1"):
         case.make().eval(labels, preds, mask=np.full(8, 0.5))
 
 
@@ -265,7 +253,13 @@ def test_evaluation_merge_other_type_raises(case: Case) -> None:
 
 
 BAD_INPUTS = [
-    ("label_out_of_range", lambda: Evaluation(n_classes=3), [0, 3], [[0.2, 0.3, 0.5]] * 2, "class index 3.*n_classes=3"),
+    (
+        "label_out_of_range",
+        lambda: Evaluation(n_classes=3),
+        [0, 3],
+        [[0.2, 0.3, 0.5]] * 2,
+        "class index 3.*n_classes=3",
+    ),
     ("negative_label", lambda: Evaluation(), [0, -1], [[0.5, 0.5]] * 2, r"class index -1"),
     ("fractional_label", lambda: Evaluation(), [0, 1.5], [[0.5, 0.5]] * 2, "whole numbers"),
     ("inf_prediction", lambda: Evaluation(), [0, 1], [[0.5, np.inf]] * 2, "NaN or infinite"),
@@ -290,7 +284,9 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("make", "labels", "preds", "message"), [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("make", "labels", "preds", "message"), [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS]
+)
 def test_evaluation_bad_input_raises_data_error(
     make: Callable[[], BaseEvaluation], labels: object, preds: object, message: str
 ) -> None:
@@ -312,7 +308,9 @@ INCOMPATIBLE = [
 ]
 
 
-@pytest.mark.parametrize(("make_a", "make_b", "message"), [i[1:] for i in INCOMPATIBLE], ids=[i[0] for i in INCOMPATIBLE])
+@pytest.mark.parametrize(
+    ("make_a", "make_b", "message"), [i[1:] for i in INCOMPATIBLE], ids=[i[0] for i in INCOMPATIBLE]
+)
 def test_evaluation_merge_incompatible_raises_data_error(
     make_a: Callable[[], BaseEvaluation], make_b: Callable[[], BaseEvaluation], message: str
 ) -> None:

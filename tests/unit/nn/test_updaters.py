@@ -14,8 +14,8 @@ from deepspark.config.schedules import ExponentialSchedule
 from deepspark.config.updaters import (
     AdaDelta,
     AdaGrad,
-    AdaMax,
     Adam,
+    AdaMax,
     AdamW,
     AmsGrad,
     Nadam,
@@ -92,10 +92,10 @@ def test_adam_hand_computed_three_steps() -> None:
     m = [0.0] * 3
     v = [0.0] * 3
     for t, g in enumerate([G1, G2, G3], start=1):
-        m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
-        v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
+        m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g, strict=True)]
+        v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g, strict=True)]
         expected.append(
-            [lr * (mi / (1 - b1**t)) / (math.sqrt(vi / (1 - b2**t)) + eps) for mi, vi in zip(m, v)]
+            [lr * (mi / (1 - b1**t)) / (math.sqrt(vi / (1 - b2**t)) + eps) for mi, vi in zip(m, v, strict=True)]
         )
     _close(_steps(Adam(learning_rate=lr, beta1=b1, beta2=b2, epsilon=eps), [G1, G2, G3]), expected)
 
@@ -126,9 +126,9 @@ def test_adadelta_hand_computed_three_steps() -> None:
     msdx = [0.0] * 3
     expected = []
     for g in (G1, G2, G3):
-        msg = [rho * a + (1 - rho) * gi * gi for a, gi in zip(msg, g)]
-        dx = [math.sqrt(d + eps) / math.sqrt(a + eps) * gi for a, d, gi in zip(msg, msdx, g)]
-        msdx = [rho * d + (1 - rho) * x * x for d, x in zip(msdx, dx)]
+        msg = [rho * a + (1 - rho) * gi * gi for a, gi in zip(msg, g, strict=True)]
+        dx = [math.sqrt(d + eps) / math.sqrt(a + eps) * gi for a, d, gi in zip(msg, msdx, g, strict=True)]
+        msdx = [rho * d + (1 - rho) * x * x for d, x in zip(msdx, dx, strict=True)]
         expected.append(dx)
     # First step by hand: dx = sqrt(0.01)/sqrt(0.5*g^2 + 0.01) * g.
     assert expected[0][0] == pytest.approx(0.1 / math.sqrt(0.51))
@@ -229,11 +229,17 @@ def test_flat_updater_ten_steps_match_torch_optim(tag: str, dtype: torch.dtype, 
     params, grads = _random_problem(seed, 50, 10, dtype)
     ours = _run_flat(spec, params, grads)
 
-    p = torch.nn.Parameter(params.clone())
-    opt = factory([p])
-    for grad in grads:
-        p.grad = grad.clone()
-        opt.step()
+    # torch keeps scalar state (NAdam's momentum product) in the default dtype: match the buffers'.
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        p = torch.nn.Parameter(params.clone())
+        opt = factory([p])
+        for grad in grads:
+            p.grad = grad.clone()
+            opt.step()
+    finally:
+        torch.set_default_dtype(previous)
     torch.testing.assert_close(ours, p.detach(), **TOLERANCE[dtype])
     assert not torch.equal(ours, params)  # the comparison is not between two untouched buffers
 
@@ -346,7 +352,7 @@ def test_flat_updater_step_wrong_gradient_length_rejected() -> None:
 
 def test_flat_updater_step_wrong_gradient_dtype_rejected() -> None:
     upd = make_updater(Adam(), 4, torch.float32)
-    with pytest.raises(DataError, match="torch.float64"):
+    with pytest.raises(DataError, match=r"torch\.float64"):
         upd.step_(torch.zeros(4, dtype=torch.float64), torch.zeros(4), iteration=0, epoch=0)
 
 
@@ -411,3 +417,11 @@ def test_flat_updater_step_allocates_nothing_parameter_sized(tag: str) -> None:
     assert events, "the profiler recorded nothing; the check would be vacuous"
     big = [(e.name, e.cpu_memory_usage) for e in events if e.cpu_memory_usage >= n]
     assert big == []
+
+
+def test_flat_updater_set_state_non_float_array_rejected() -> None:
+    upd = make_updater(Nesterovs(), 2, torch.float32)
+    with pytest.raises(DataError, match="floating-point"):
+        upd.set_state(np.array(["a", "b"]))
+    with pytest.raises(DataError, match="floating-point"):
+        upd.set_state(torch.tensor([1, 2]))

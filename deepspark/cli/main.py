@@ -1,0 +1,181 @@
+"""The ``deepspark`` command: ``demo``, ``summary``, ``evaluate``.
+
+``main(argv)`` returns an exit code and never lets a traceback reach the user for bad input: deepspark's
+own errors (and missing files) print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from deepspark.errors import DeepSparkError
+from deepspark.nn.listeners import IterationInfo, TrainingListener
+
+EXIT_USAGE = 2
+
+
+class ProgressBar(TrainingListener):
+    """A one-line progress bar for ``Network.fit`` (a training listener), with score and examples/s."""
+
+    def __init__(self, total_iterations: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total = max(total_iterations, 1)
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.start = time.perf_counter()
+        self.examples = 0
+
+    def on_fit_start(self, net: Any) -> None:
+        self.start = time.perf_counter()
+
+    def iteration_done(self, net: Any, info: IterationInfo) -> None:
+        self.examples += info.batch_size
+        done = info.iteration + 1
+        if done % 5 and done < self.total:
+            return
+        frac = min(done / self.total, 1.0)
+        filled = int(frac * self.width)
+        rate = self.examples / max(time.perf_counter() - self.start, 1e-9)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(
+            f"\r[{bar}] {done}/{self.total} epoch {info.epoch + 1} score {info.score:.4f} {rate:,.0f} examples/s"
+        )
+        self.stream.flush()
+
+    def on_fit_end(self, net: Any) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from deepspark.config import Adam, Conv2D, Dense, InputType, NetworkConfig, Output, Subsampling
+    from deepspark.data import load_digits, train_test_split
+    from deepspark.nn import Network
+
+    x, y = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_fraction=0.2, seed=args.seed, stratify=True)
+    conf = NetworkConfig(
+        seed=args.seed,
+        updater=Adam(learning_rate=2e-3),
+        input_type=InputType.convolutional_flat(8, 8, 1),
+        layers=(
+            Conv2D(n_out=16, kernel=(3, 3), activation="relu", convolution_mode="same"),
+            Subsampling(kernel=(2, 2), stride=(2, 2)),
+            Dense(n_out=64, activation="relu"),
+            Output(n_out=10, activation="softmax", loss="mcxent"),
+        ),
+    )
+    net = Network(conf)
+    print(net.summary())
+    batch = 32
+    steps = args.epochs * -(-len(x_train) // batch)
+    net.add_listeners(ProgressBar(steps))
+    net.fit(x_train, y_train, epochs=args.epochs, batch_size=batch)
+    evaluation = net.evaluate(x_test, y_test)
+    print(evaluation.stats())
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    archive = out / "digits-cnn.zip"
+    net.save(archive)
+    print(f"model archive: {archive}")
+    return 0
+
+
+def _load_config_or_archive(path: str) -> Any:
+    from deepspark.config._spec import Spec
+    from deepspark.nn import Network
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if p.suffix == ".json":
+        return Network(Spec.from_json(p.read_bytes()))  # type: ignore[arg-type]
+    return Network.load(p)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    net = _load_config_or_archive(args.path)
+    print(net.summary())
+    if args.batch_size:
+        print(net.memory_report(args.batch_size))
+    return 0
+
+
+def _read_eval_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    from deepspark.data import load_digits, load_mnist, read_csv
+
+    if args.data == "digits":
+        return load_digits()
+    p = Path(args.data)
+    if p.is_dir():
+        return load_mnist(p, kind=args.kind)
+    if p.suffix.lower() == ".csv":
+        if args.label_col is None:
+            raise DeepSparkError("--label-col is required for CSV data")
+        label: str | int = int(args.label_col) if args.label_col.isdigit() else args.label_col
+        data = read_csv(p, label)
+        return data.x, data.y
+    if not p.exists():
+        raise FileNotFoundError(f"no such file or directory: {args.data}")
+    raise DeepSparkError(f"--data: expected 'digits', an MNIST IDX directory or a .csv file, got {args.data}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from deepspark.nn import Network
+
+    net = Network.load(args.archive)
+    x, y = _read_eval_data(args)
+    if args.limit:
+        x, y = x[-args.limit :], y[-args.limit :]
+    if net.normalizer is not None:
+        x = net.normalizer.transform(x)
+    print(net.evaluate(x, y).stats())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog="deepspark", description="Deep learning on Apache Spark with PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="train a small CNN on the built-in digits and save an archive")
+    demo.add_argument("--epochs", type=int, default=10)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--output", default="demo-output", help="folder for the archive")
+    demo.set_defaults(func=_demo)
+    summ = sub.add_parser("summary", help="print the layer table of an archive or a config JSON")
+    summ.add_argument("path")
+    summ.add_argument("--batch-size", type=int, default=0, help="also print the memory estimate at this batch size")
+    summ.set_defaults(func=_summary)
+    ev = sub.add_parser("evaluate", help="evaluate an archive on labelled data")
+    ev.add_argument("archive")
+    ev.add_argument("--data", required=True, help="'digits', an MNIST IDX directory, or a CSV file")
+    ev.add_argument("--kind", default="t10k", choices=["t10k", "train"], help="which MNIST files in a directory")
+    ev.add_argument("--label-col", default=None, help="label column of a CSV file (name or index)")
+    ev.add_argument("--limit", type=int, default=0, help="evaluate only the last N examples")
+    ev.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (DeepSparkError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        print(f"deepspark {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"deepspark {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

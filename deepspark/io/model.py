@@ -1,0 +1,107 @@
+"""Saving and loading a ``Network`` as a model archive (config JSON + flat buffers; never pickle)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from deepspark.config._spec import Spec
+from deepspark.errors import ConfigError, DeepSparkError, ModelFormatError
+from deepspark.io.archive import Archive, read_archive, write_archive
+from deepspark.nn.network import Network
+
+
+def save_network(
+    net: Network, path: str | os.PathLike[str], *, save_updater: bool = True, normalizer: Any = None
+) -> None:
+    """Write ``net`` to ``path`` (local or fsspec URL) atomically.
+
+    ``normalizer`` defaults to ``net.normalizer`` (set when the network was loaded with one or trained
+    through a pipeline that fitted one), so a reload applies the same preprocessing.
+    """
+    if net.config is None:
+        raise DeepSparkError(
+            "this network wraps a torch module (Network.from_module) and has no config to archive; "
+            "save net.params() and rebuild the module yourself"
+        )
+    norm = normalizer if normalizer is not None else net.normalizer
+    score = None if net.last_score is None else float(net.last_score)
+    metadata: dict[str, Any] = {
+        "epoch": net.epoch,
+        "iteration": net.iteration,
+        "score": score if score is None or math.isfinite(score) else None,
+        "num_params": net.num_params(),
+    }
+    write_archive(
+        path,
+        Archive(
+            config_json=net.config.to_json(),
+            params=net.params(),
+            updater_state=net.updater_state() if save_updater and net.updater.state.numel() else None,
+            normalizer_json=None if norm is None else norm.to_json(),
+            metadata=metadata,
+        ),
+    )
+
+
+def load_network(path: str | os.PathLike[str]) -> Network:
+    """Rebuild a ``Network`` from an archive; damaged or hostile archives raise ``ModelFormatError``."""
+    archive = read_archive(path)
+    try:
+        config = Spec.from_json(archive.config_json)
+    except ConfigError as e:
+        raise ModelFormatError(f"model archive {path}: config.json is not a valid network config: {e}") from None
+    from deepspark.config.network import NetworkConfig
+
+    valid: tuple[type, ...] = (NetworkConfig,)
+    try:
+        from deepspark.config.graph import GraphConfig
+
+        valid = (NetworkConfig, GraphConfig)
+    except ImportError:  # pragma: no cover - graph support is optional at import time
+        pass
+    if not isinstance(config, valid):
+        raise ModelFormatError(
+            f"model archive {path}: config.json holds a {type(config).__name__}, not a network config"
+        )
+    net = Network(config)  # type: ignore[arg-type]
+    dtype_name = getattr(config, "dtype", "float32")
+    updater_name = type(getattr(config, "updater", None)).__name__
+    if archive.params.shape[0] != net.num_params():
+        raise ModelFormatError(
+            f"model archive {path}: params.safetensors has {archive.params.shape[0]} values but the config "
+            f"builds a network with {net.num_params()}; the archive is inconsistent"
+        )
+    if str(archive.params.dtype) != str(net.flat.params.dtype).replace("torch.", ""):
+        raise ModelFormatError(
+            f"model archive {path}: params are {archive.params.dtype} but the config says {dtype_name}"
+        )
+    net.set_params(np.ascontiguousarray(archive.params))
+    if archive.updater_state is not None:
+        if archive.updater_state.shape[0] != net.updater.state.numel():
+            raise ModelFormatError(
+                f"model archive {path}: updater.safetensors has {archive.updater_state.shape[0]} values, "
+                f"expected {net.updater.state.numel()} for {updater_name}"
+            )
+        net.set_updater_state(np.ascontiguousarray(archive.updater_state))
+    meta = archive.metadata
+    net.epoch = _count(meta, "epoch", path)
+    net.iteration = _count(meta, "iteration", path)
+    if archive.normalizer_json is not None:
+        from deepspark.data.normalizers import normalizer_from_json
+
+        try:
+            net.normalizer = normalizer_from_json(archive.normalizer_json)
+        except DeepSparkError as e:
+            raise ModelFormatError(f"model archive {path}: normalizer.json is invalid: {e}") from None
+    return net
+
+
+def _count(meta: dict[str, Any], key: str, path: object) -> int:
+    value = meta.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ModelFormatError(f"model archive {path}: metadata.json field {key!r} must be an int >= 0, got {value!r}")
+    return value
