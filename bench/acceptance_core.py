@@ -16,11 +16,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import lenet_config, mnist_arg, mnist_split  # noqa: E402
+from common import lenet_config, mnist_arg, mnist_split
 
-from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output  # noqa: E402
-from deepspark.data import load_digits, train_test_split  # noqa: E402
-from deepspark.nn import EvaluativeListener, Network  # noqa: E402
+from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output
+from deepspark.data import load_digits, train_test_split
+from deepspark.nn import EvaluativeListener, Network
 
 
 def digits_mlp() -> float:

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import lenet_config, lenet_torch, mnist_arg, mnist_split, torch_fit  # noqa: E402
+from common import lenet_config, lenet_torch, mnist_arg, mnist_split, torch_fit
 
-from deepspark.nn import Network  # noqa: E402
+from deepspark.nn import Network
 
 
 def main() -> None:

@@ -58,8 +58,8 @@ from deepspark.config.schedules import (
 from deepspark.config.updaters import (
     AdaDelta,
     AdaGrad,
-    AdaMax,
     Adam,
+    AdaMax,
     AdamW,
     AmsGrad,
     Nadam,

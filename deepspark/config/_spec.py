@@ -147,7 +147,7 @@ def coerce(value: object, tp: Any, path: str) -> Any:
             return tuple(coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"expected {len(args)} values, got {len(value)}: {list(value)!r}", path)
-        return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -181,16 +181,25 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any, path: str) -> Any:
+def _spec_base(tp: Any) -> type[Spec]:
+    """The spec family an annotation expects (``Layer`` for ``tuple[Layer, ...]``), so that an unknown tag is
+    reported against that family's names; ``Spec`` when the annotation names none or several."""
+    if isinstance(tp, type) and issubclass(tp, Spec):
+        return tp
+    found = {b for arg in typing.get_args(tp) if arg is not Ellipsis for b in [_spec_base(arg)] if b is not Spec}
+    return found.pop() if len(found) == 1 else Spec
+
+
+def _decode(value: Any, path: str, base: type[Spec]) -> Any:
     if isinstance(value, dict):
-        return Spec.from_dict(value, path)
+        return base.from_dict(value, path)
     if isinstance(value, list):
-        return tuple(_decode(v, f"{path}[{i}]") for i, v in enumerate(value))
+        return tuple(_decode(v, f"{path}[{i}]", base) for i, v in enumerate(value))
     return value
 
 
 class Spec:
-    """Mixin for frozen dataclass specs. Subclasses set ``kind`` (on a family base) and get ``tag`` from ``register``."""
+    """Mixin for frozen dataclass specs: ``kind`` is set on a family base, ``tag`` by ``register``."""
 
     __slots__ = ()
     kind: ClassVar[str] = "spec"
@@ -244,6 +253,7 @@ class Spec:
             else:
                 target = _TAGS[tag]
         names = {f.name for f in dataclasses.fields(target)}  # type: ignore[arg-type]
+        hints = _hints(target)
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key == "type":
@@ -251,7 +261,7 @@ class Spec:
             sub = f"{path}.{key}" if path else key
             if key not in names:
                 raise ConfigError(f"unknown field for {target.__name__}; {suggest(key, names)}", sub)
-            kwargs[key] = _decode(value, sub)
+            kwargs[key] = _decode(value, sub, _spec_base(hints[key]))
         try:
             return target(**kwargs)  # type: ignore[return-value]
         except ConfigError as e:

@@ -17,47 +17,16 @@ Rules this module enforces (every violation is a ``ConfigError`` naming the fiel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
-from deepspark.config._spec import Spec, check, check_non_negative, check_positive, register, suggest
+from deepspark.config._spec import Spec, check, check_positive, register, suggest
 from deepspark.config.input_types import CONVOLUTIONAL, CONVOLUTIONAL_FLAT, FEED_FORWARD, InputType, convert
 from deepspark.config.layers import Layer
-from deepspark.config.names import WeightInit
-from deepspark.config.network import FORMAT_VERSION, GradientNormalization, LayerPlan, plan_layer
-from deepspark.config.updaters import Adam, Updater
+from deepspark.config.network import LayerPlan, TrainingSettings, plan_layer
 from deepspark.errors import ConfigError
 
 _LOSS_LAYERS = "Output, RnnOutput or LossLayer"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TrainingSettings(Spec):
-    """The training fields and defaults every network config shares (see ``NetworkConfig`` for each one)."""
-
-    kind = "network config"
-
-    updater: Updater = field(default_factory=Adam)
-    seed: int = 0
-    l1: float = 0.0
-    l2: float = 0.0
-    weight_decay: float = 0.0
-    weight_init: WeightInit = "xavier"
-    gradient_normalization: GradientNormalization = "none"
-    gradient_normalization_threshold: float = 1.0
-    dtype: Literal["float32", "float64"] = "float32"
-    format_version: int = FORMAT_VERSION
-
-    def _validate(self) -> None:
-        check(
-            self.format_version <= FORMAT_VERSION,
-            "format_version",
-            f"config format {self.format_version} is newer than this deepspark supports ({FORMAT_VERSION}): "
-            "upgrade deepspark",
-        )
-        check(self.format_version >= 1, "format_version", f"expected a positive int, got {self.format_version}")
-        check_non_negative(self, "l1", "l2", "weight_decay")
-        check_positive(self, "gradient_normalization_threshold")
 
 
 def _flat(t: InputType) -> InputType:

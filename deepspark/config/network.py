@@ -67,27 +67,12 @@ def plan_layer(index: int, layer: Layer, current: InputType, path: str) -> Layer
     return LayerPlan(index, name, layer, preprocessor, converted, out)
 
 
-@register("network")
 @dataclass(frozen=True, kw_only=True, slots=True)
-class NetworkConfig(Spec):
-    """A sequential network: input type, layers, updater and training defaults.
-
-    ``n_in`` is never given: it is inferred from ``input_type`` through the layers, and the reshapes
-    between convolutional, flat and recurrent layers are inserted automatically. The last layer must
-    carry a loss (``Output``, ``RnnOutput`` or ``LossLayer``).
-
-    Example:
-        >>> conf = NetworkConfig(
-        ...     input_type=InputType.feed_forward(4),
-        ...     layers=(Dense(n_out=8, activation="relu"), Output(n_out=3)))
-        >>> NetworkConfig.from_json(conf.to_json()) == conf
-        True
-    """
+class TrainingSettings(Spec):
+    """The training fields and defaults every network config shares (see ``NetworkConfig`` for each one)."""
 
     kind = "network config"
 
-    layers: tuple[Layer, ...]
-    input_type: InputType
     updater: Updater = field(default_factory=Adam)
     seed: int = 0
     l1: float = 0.0
@@ -107,9 +92,35 @@ class NetworkConfig(Spec):
             "upgrade deepspark",
         )
         check(self.format_version >= 1, "format_version", f"expected a positive int, got {self.format_version}")
-        check(len(self.layers) > 0, "layers", "expected at least one layer (the last one with a loss)")
         check_non_negative(self, "l1", "l2", "weight_decay")
         check_positive(self, "gradient_normalization_threshold")
+
+
+@register("network")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NetworkConfig(TrainingSettings):
+    """A sequential network: input type, layers, updater and training defaults.
+
+    ``n_in`` is never given: it is inferred from ``input_type`` through the layers, and the reshapes
+    between convolutional, flat and recurrent layers are inserted automatically. The last layer must
+    carry a loss (``Output``, ``RnnOutput`` or ``LossLayer``).
+
+    Example:
+        >>> conf = NetworkConfig(
+        ...     input_type=InputType.feed_forward(4),
+        ...     layers=(Dense(n_out=8, activation="relu"), Output(n_out=3)))
+        >>> NetworkConfig.from_json(conf.to_json()) == conf
+        True
+    """
+
+    kind = "network config"
+
+    layers: tuple[Layer, ...]
+    input_type: InputType
+
+    def _validate(self) -> None:
+        TrainingSettings._validate(self)
+        check(len(self.layers) > 0, "layers", "expected at least one layer (the last one with a loss)")
         last = self.layers[-1]
         check(
             last.HAS_LOSS,

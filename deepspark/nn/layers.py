@@ -227,10 +227,8 @@ class EmbeddingLayer(CompiledLayer):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Masked:  # no input dropout on indices
         idx = x.long()
-        if self.sequence:
-            idx = idx.reshape(idx.shape[0], -1)  # (N, T) from (N, T) or (N, T, 1)
-        else:
-            idx = idx.reshape(-1)
+        # sequences: (N, T) from (N, T) or (N, T, 1); single lookups: (N,)
+        idx = idx.reshape(idx.shape[0], -1) if self.sequence else idx.reshape(-1)
         y = F.embedding(idx, self.weight)
         if self.bias is not None:
             y = y + self.bias

@@ -63,23 +63,24 @@ class Network:
         self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
         self.post = GradientPostProcessor.from_config(config, self.flat, self.roles)
         first = config.layers[0]
-        self._vocab = first.vocab_size if isinstance(first, (Embedding, EmbeddingSequence)) else None
+        self._vocab: int | None = first.vocab_size if isinstance(first, (Embedding, EmbeddingSequence)) else None
         if isinstance(model, GraphModel):
-            self._vocab, self._input_vocab = None, model.input_vocab
+            self._vocab = None
+            self._input_vocab[:] = model.input_vocab
         self._stochastic = any(
             layer.dropout > 0 or (isinstance(layer, Dropout) and layer.rate > 0) for layer in config.layers
         )
 
     def _setup(
         self,
-        model: nn.Module,
+        model: SequentialModel | GraphModel | _ModuleModel,
         heads: list[Head],
         roles: dict[str, ParamRole],
         updater: Updater,
         dtype: torch.dtype,
         seed: int,
     ) -> None:
-        self.model = model
+        self.model: SequentialModel | GraphModel | _ModuleModel = model
         self.heads = heads
         self.roles = roles
         self.dtype = dtype
@@ -91,8 +92,8 @@ class Network:
         self.listeners: list[TrainingListener] = []
         self.normalizer: Any = None
         self.last_score: Tensor | None = None
-        self._vocab: int | None = None
-        self._input_vocab = []  # graphs: vocab_size of the embeddings each graph input feeds, or None
+        self._vocab = None
+        self._input_vocab: list[int | None] = []  # graphs: vocab_size of the embeddings each graph input feeds, or None
         self._stochastic = True
 
     @classmethod
@@ -140,7 +141,7 @@ class Network:
 
     def params(self) -> np.ndarray:
         """A copy of the flat parameter buffer."""
-        return self.flat.params.detach().numpy().copy()
+        return np.array(self.flat.params.detach().numpy(), copy=True)
 
     def set_params(self, flat: np.ndarray | Tensor) -> None:
         """Overwrite all parameters from a flat buffer of ``num_params()`` values (views stay bound)."""
@@ -148,7 +149,7 @@ class Network:
 
     def updater_state(self) -> np.ndarray:
         """A copy of the flat updater state (moments, accumulators...)."""
-        return self.updater.state.detach().numpy().copy()
+        return np.array(self.updater.state.detach().numpy(), copy=True)
 
     def set_updater_state(self, flat: np.ndarray | Tensor) -> None:
         """Overwrite the updater state from a flat buffer of matching length."""
@@ -308,7 +309,7 @@ class Network:
 
     def _loss(self, x: Slot, y: Slot, fmask: Slot | None, lmask: Slot | None) -> Tensor:
         """Sum over the heads of each head's mean loss (one head for a stack)."""
-        preouts = self.model.forward_preouts(_seq(x), _seq(fmask))
+        preouts = self.model.forward_preouts(_tensors(x), _seq(fmask))
         total: Tensor | None = None
         for head, (preout, out_mask), labels, lm in zip(
             self.heads, preouts, _seq(y), _seq(lmask, len(self.heads)), strict=True
@@ -343,7 +344,7 @@ class Network:
         n = _rows(data[0])
         for start in range(0, n, batch_size):
             x, _, fmask, _ = self._slice(data, slice(start, start + batch_size))
-            preouts = self.model.forward_preouts(_seq(x), _seq(fmask))
+            preouts = self.model.forward_preouts(_tensors(x), _seq(fmask))
             for out, act, (preout, _) in zip(outs, acts, preouts, strict=True):
                 out.append(act(preout))
         return [torch.cat(out) for out in outs]
@@ -377,7 +378,7 @@ class Network:
         for xb, yb, fm, lm in self._eval_batches(x, y, batch_size):
             if yb is None:
                 raise DataError("evaluation needs labels")
-            preout, out_mask = self.model.forward_preouts(_seq(xb), _seq(fm))[0]  # graphs: the first output
+            preout, out_mask = self.model.forward_preouts(_tensors(xb), _seq(fm))[0]  # graphs: the first output
             pred = act(preout).numpy()
             labels, lm0 = _seq(yb)[0], _seq(lm, len(self.heads))[0]
             mask = lm0 if lm0 is not None else out_mask
@@ -456,6 +457,11 @@ def _seq(t: Slot | None, n: int = 1) -> list[Tensor | None]:
     if t is None:
         return [None] * n
     return list(t) if isinstance(t, tuple) else [t]
+
+
+def _tensors(t: Slot) -> list[Tensor]:
+    """A present batch slot (features or labels) as a list of tensors."""
+    return [cast(Tensor, a) for a in t] if isinstance(t, tuple) else [t]
 
 
 def _rows(t: Slot) -> int:

@@ -78,7 +78,6 @@ def test_archive_normalizer_round_trips(tmp_path: Path) -> None:
 
 
 def test_archive_params_of_another_network_is_rejected(tmp_path: Path) -> None:
-    x, y = _data(0)
     Network(_conf(0)).save(tmp_path / "a.zip")
     other = NetworkConfig(input_type=InputType.feed_forward(5), layers=(Dense(n_out=4), Output(n_out=3)))
     Network(other).save(tmp_path / "b.zip")

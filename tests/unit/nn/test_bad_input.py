@@ -138,13 +138,13 @@ def test_network_score_and_evaluate_bad_labels_data_error() -> None:
 
 
 def test_network_fit_features_without_labels_data_error() -> None:
-    with pytest.raises(DataError, match="labels are missing"):
+    with pytest.raises(DataError, match=r"labels are missing: call fit\(x, y\)"):
         _classifier().fit(X)
 
 
 @pytest.mark.xfail(strict=True, reason="fit(list) without labels treats the list as a DataSet iterator (network.py)")
 def test_network_fit_list_features_without_labels_data_error() -> None:
-    with pytest.raises(DataError, match="labels are missing"):
+    with pytest.raises(DataError, match=r"fit\(x, y\)"):
         _classifier().fit(X.tolist())
 
 
