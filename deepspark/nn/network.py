@@ -126,9 +126,7 @@ class Network:
         params = list(module.parameters())
         dtype = params[0].dtype if params else torch.float32
         wrapped = _ModuleModel(module)
-        roles = {
-            name: ParamRole(0, name.split(".")[0], p.dim() > 1) for name, p in module.named_parameters()
-        }
+        roles = {name: ParamRole(0, name.split(".")[0], p.dim() > 1) for name, p in module.named_parameters()}
         net._setup(wrapped, [Head(loss, act, n_out, False)], roles, updater or Adam(), dtype, seed)
         net.post = GradientPostProcessor(net.flat, [], [])
         return net
@@ -178,7 +176,14 @@ class Network:
             check_embedding_indices(xt, self._vocab)
         n = xt.shape[0]
         yt = None if y is None else labels_to_tensor(y, n, self.heads[0], self.dtype)
-        return xt, yt, mask_to_tensor(features_mask, n, "features_mask"), mask_to_tensor(labels_mask, n, "labels_mask")
+        steps = int(xt.shape[1]) if xt.dim() == 3 else None
+        label_steps = int(yt.shape[1]) if yt is not None and self.heads[0].recurrent else None
+        return (
+            xt,
+            yt,
+            mask_to_tensor(features_mask, n, "features_mask", steps),
+            mask_to_tensor(labels_mask, n, "labels_mask", label_steps),
+        )
 
     def _prepare_graph(self, config: GraphConfig, x: Any, y: Any, fmask: Any, lmask: Any) -> Batch:
         """Tensors per graph input (features, masks) and per output (labels, masks), as tuples."""
@@ -199,13 +204,32 @@ class Network:
                 labels_to_tensor(a, n, head, self.dtype, what)
                 for (a, what), head in zip(_slots(y, outs, "labels"), self.heads, strict=True)
             )
-        fm = None if fmask is None else tuple(mask_to_tensor(m, n, w) for m, w in _slots(fmask, ins, "features_mask"))
-        lm = None if lmask is None else tuple(mask_to_tensor(m, n, w) for m, w in _slots(lmask, outs, "labels_mask"))
+        fm = None
+        if fmask is not None:
+            fm = tuple(
+                mask_to_tensor(m, n, w, int(a.shape[1]) if a.dim() == 3 else None)
+                for (m, w), a in zip(_slots(fmask, ins, "features_mask"), xs, strict=True)
+            )
+        lm = None
+        if lmask is not None:
+            label_steps = [
+                int(a.shape[1]) if ys is not None and h.recurrent else None
+                for a, h in zip(ys or [None] * len(self.heads), self.heads, strict=True)
+            ]  # type: ignore[union-attr]
+            lm = tuple(
+                mask_to_tensor(m, n, w, t)
+                for (m, w), t in zip(_slots(lmask, outs, "labels_mask"), label_steps, strict=True)
+            )
         return xs, ys, fm, lm
 
     def _batches_from(self, data: Any) -> Iterator[Batch]:
         """Minibatches from an iterator of ``DataSet``-like objects (features, labels, masks attributes)."""
         for ds in data:
+            if not hasattr(ds, "features"):
+                raise DataError(
+                    f"expected minibatches with .features/.labels (DataSet), got {type(ds).__name__}; "
+                    "to train on arrays call fit(x, y)"
+                )
             labels = getattr(ds, "labels", None)
             yield self._prepare(
                 ds.features, labels, getattr(ds, "features_mask", None), getattr(ds, "labels_mask", None)
@@ -293,7 +317,8 @@ class Network:
             torch.manual_seed(self.seed * 1_000_003 + self.iteration)
         self.flat.grads.zero_()
         loss = self._loss(x, y, fmask, lmask)
-        loss.backward()  # type: ignore[no-untyped-call]
+        if loss.requires_grad:  # a parameter-free network has nothing to differentiate
+            loss.backward()  # type: ignore[no-untyped-call]
         score = loss.detach() + self.post.regularization_score()
         self.post.before_update(self.updater.learning_rate(self.iteration, self.epoch))
         self.updater.step_(self.flat.grads, self.flat.trainable, self.iteration, self.epoch)
@@ -386,8 +411,9 @@ class Network:
                 e.eval(cast(Tensor, labels).numpy(), pred, None if mask is None else mask.numpy())
         return evaluations
 
-    def evaluate(self, x: Any, y: Any = None, *, batch_size: int = 1024, top_n: int = 1,
-                 labels: Sequence[str] | None = None) -> Evaluation:
+    def evaluate(
+        self, x: Any, y: Any = None, *, batch_size: int = 1024, top_n: int = 1, labels: Sequence[str] | None = None
+    ) -> Evaluation:
         """Classification metrics (accuracy, precision, recall, F1, confusion matrix) over the data."""
         from deepspark.eval import Evaluation
 
@@ -496,4 +522,3 @@ def _tensor_from_any(x: Any, dtype: torch.dtype) -> Tensor:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise DataError("features contain NaN or infinite values; clean or impute them before training")
     return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
-

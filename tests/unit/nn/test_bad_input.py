@@ -142,7 +142,6 @@ def test_network_fit_features_without_labels_data_error() -> None:
         _classifier().fit(X)
 
 
-@pytest.mark.xfail(strict=True, reason="fit(list) without labels treats the list as a DataSet iterator (network.py)")
 def test_network_fit_list_features_without_labels_data_error() -> None:
     with pytest.raises(DataError, match=r"fit\(x, y\)"):
         _classifier().fit(X.tolist())
@@ -190,7 +189,6 @@ def test_network_fit_bad_features_mask_data_error(mask: np.ndarray, pattern: str
         net.fit(np.zeros((2, 3, 2), np.float32), np.array([0, 1]), features_mask=mask)
 
 
-@pytest.mark.xfail(strict=True, reason="Network._prepare does not pass the features' T to mask_to_tensor (network.py)")
 def test_network_fit_features_mask_wrong_steps_data_error() -> None:
     net = Network(
         NetworkConfig(input_type=InputType.recurrent(2), layers=(LSTM(n_out=2), LastTimeStep(), Output(n_out=2)))

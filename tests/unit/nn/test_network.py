@@ -300,7 +300,6 @@ def test_network_rnn_output_score_labels_mask_is_mean_over_valid_steps(seed: int
 # ----------------------------------------------------------------------------- parameter-free networks
 
 
-@pytest.mark.xfail(strict=True, reason="Network.fit_batch calls backward() on a loss without parameters (network.py)")
 def test_network_fit_parameter_free_completes(seed: int) -> None:
     net = Network(NetworkConfig(seed=seed, input_type=InputType.feed_forward(2), layers=(LossLayer(loss="mse"),)))
     x = np.ones((4, 2), dtype=np.float32)

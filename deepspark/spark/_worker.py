@@ -1,0 +1,167 @@
+"""Executor-side code of parameter averaging: plain top-level functions of one frozen task spec.
+
+A round task is a pure function of (broadcast parameters, partition data, task spec): a retried task
+computes exactly the same result, which is what makes Spark's task retry our fault tolerance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from deepspark.spark.stats import PhaseEvent, encode_events
+
+_NETWORKS: dict[str, Any] = {}  # config hash -> Network, reused while the Python worker process lives
+_DATA: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}  # (fit id, worker) -> decoded block
+
+
+@dataclass(frozen=True)
+class RoundTask:
+    """What every worker needs for one averaging round (the parameters travel as a broadcast)."""
+
+    fit_id: str
+    config_json: str
+    n_features: int
+    label_dtype: str  # "int64" for class indices, else "float32"
+    label_width: int
+    epoch: int
+    round: int
+    iteration: int
+    first_batch: int
+    num_batches: int
+    batch_size: int
+    seed: int
+    with_updater: bool
+    collect_stats: bool
+
+
+RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, bytes]
+"""(workers, params sum, updater state sum, score sum, minibatches, examples, encoded phase events)."""
+
+
+def epoch_order(seed: int, epoch: int, worker: int, n: int) -> np.ndarray:
+    """The example order a worker uses in an epoch (worker 0 matches ``Network.fit``'s shuffle)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7919 * worker)
+    return torch.randperm(n, generator=gen).numpy()
+
+
+def _network(config_json: str) -> Any:
+    key = hashlib.sha256(config_json.encode()).hexdigest()
+    net = _NETWORKS.get(key)
+    if net is None:
+        from deepspark.config._spec import Spec
+        from deepspark.nn import Network
+
+        _NETWORKS.clear()  # one model per process: a new config replaces the old one
+        net = Network(Spec.from_json(config_json))  # type: ignore[arg-type]
+        _NETWORKS[key] = net
+    return net
+
+
+def decode_block(task: RoundTask, rows: Iterable[tuple[int, int, bytes, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate a worker's (worker, n, x bytes, y bytes) slices into feature and label arrays."""
+    xs, ys = [], []
+    for _, _, xb, yb in rows:
+        xs.append(xb)
+        ys.append(yb)
+    x = np.frombuffer(b"".join(xs), dtype=np.float32).reshape(-1, task.n_features)
+    y = np.frombuffer(b"".join(ys), dtype=np.dtype(task.label_dtype))
+    if task.label_width > 1 or task.label_dtype != "int64":
+        y = y.reshape(len(x), -1)
+    return x, y
+
+
+def fit_round(task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]) -> Iterator[RoundResult]:
+    """Fit ``task.num_batches`` minibatches of this worker's shuffled block, starting at ``first_batch``."""
+    from pyspark import TaskContext
+
+    import torch
+
+    ctx = TaskContext.get()
+    attempt = ctx.attemptNumber() if ctx is not None else 0
+    host, pid = socket.gethostname(), os.getpid()
+    events: list[PhaseEvent] = []
+
+    def record(phase: str, start: float, **detail: Any) -> None:
+        if task.collect_stats:
+            events.append(PhaseEvent(phase=phase, side="worker", worker=index, host=host, pid=pid, start=start,
+                                     duration=time.time() - start, round=task.round, attempt=attempt,
+                                     detail=detail))
+
+    t0 = time.time()
+    params = np.frombuffer(params_bc.value, dtype=np.float32)
+    state = np.frombuffer(updater_bc.value, dtype=np.float32) if task.with_updater else None
+    record("broadcast_get", t0)
+
+    t0 = time.time()
+    net = _network(task.config_json)
+    net.set_params(params)
+    if state is not None:
+        net.set_updater_state(state)
+    else:
+        net.updater.state.zero_()
+    net.iteration, net.epoch = task.iteration, task.epoch
+    record("model_init", t0)
+
+    t0 = time.time()
+    key = (task.fit_id, index)
+    data = _DATA.get(key)
+    if data is None:
+        _DATA.clear()
+        data = decode_block(task, rows)
+        _DATA[key] = data
+    else:
+        for _ in rows:  # the cached copy is used; drain the input the JVM sends
+            pass
+    x_all, y_all = data
+    record("data_fetch", t0, examples=len(x_all))
+
+    n = len(x_all)
+    order = epoch_order(task.seed, task.epoch, index, n)
+    score_sum, batches, examples = 0.0, 0, 0
+    xt, yt = torch.from_numpy(x_all), torch.from_numpy(np.ascontiguousarray(y_all))
+    for b in range(task.first_batch, task.first_batch + task.num_batches):
+        idx = order[b * task.batch_size : (b + 1) * task.batch_size]
+        if len(idx) == 0:
+            break
+        t0 = time.time()
+        it = torch.from_numpy(idx)
+        score = net.fit_batch((xt[it].to(net.dtype), yt[it], None, None))
+        score_sum += float(score)
+        batches += 1
+        examples += len(idx)
+        record("fit", t0, examples=len(idx))
+    if batches == 0:
+        return
+    yield (
+        1,
+        net.params(),
+        net.updater_state() if task.with_updater else None,
+        score_sum,
+        batches,
+        examples,
+        encode_events(events),
+    )
+
+
+def add_results(a: RoundResult | None, b: RoundResult | None) -> RoundResult | None:
+    """Combine two partial round results (the treeAggregate operator); sums in place into ``a``."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    params = a[1]
+    params += b[1]
+    upd = a[2]
+    if upd is not None and b[2] is not None:
+        upd += b[2]
+    return (a[0] + b[0], params, upd, a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + b"\x00SEP\x00" + b[6])

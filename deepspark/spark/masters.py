@@ -1,0 +1,86 @@
+"""Training master specs: how ``SparkNetwork`` distributes training. Frozen, validated, JSON round-trippable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from deepspark.config._spec import Spec, check, check_positive, register
+
+STORAGE_LEVELS = (
+    "MEMORY_ONLY",
+    "MEMORY_ONLY_2",
+    "MEMORY_AND_DISK",
+    "MEMORY_AND_DISK_2",
+    "MEMORY_AND_DISK_DESER",
+    "DISK_ONLY",
+    "DISK_ONLY_2",
+    "OFF_HEAP",
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainingMaster(Spec):
+    """Base of the training masters."""
+
+    kind = "training master"
+
+
+@register("parameter_averaging")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParameterAveraging(TrainingMaster):
+    """DL4J's synchronous parameter averaging, with Spark as the only transport.
+
+    Each round the driver broadcasts the flat parameters (and updater state), each of ``num_workers``
+    partitions fits ``averaging_frequency`` minibatches of ``batch_size_per_worker`` examples, a
+    ``treeAggregate`` sums the results and the driver averages them. Worker tasks are pure functions of
+    (broadcast, partition, seed), so Spark's task retry recovers a lost executor without changing the result.
+
+    Attributes:
+        batch_size_per_worker: examples per minibatch on each worker.
+        averaging_frequency: minibatches each worker fits between two averagings. Higher means less
+            driver overhead per example and more drift between workers.
+        num_workers: partitions trained in parallel; None = Spark's default parallelism.
+        worker_prefetch: minibatches a worker reads ahead (export approach).
+        save_updater: average the updater state (e.g. Adam's moments) too, instead of resetting it.
+        repartition: when to repartition the data into ``num_workers`` partitions.
+        repartition_strategy: ``balanced`` gives every worker N // W or N // W + 1 examples exactly;
+            ``spark_default`` uses ``DataFrame.repartition``.
+        approach: ``direct`` converts the DataFrame once per fit and caches it; ``export`` writes
+            minibatches to Parquet under ``export_dir`` first and trains from them.
+        export_dir: where ``approach="export"`` writes (removed after fit unless ``keep_export``).
+        keep_export: keep the exported minibatches after fit.
+        storage_level: Spark storage level of the cached training blocks.
+        aggregation_depth: depth of the ``treeAggregate`` of worker results.
+        collect_training_stats: record phase timings (see ``SparkNetwork.training_stats``).
+        seed: seed of the per-epoch shuffles on the workers.
+
+    Example:
+        >>> master = ParameterAveraging(batch_size_per_worker=32, averaging_frequency=5)
+        >>> ParameterAveraging.from_json(master.to_json()) == master
+        True
+    """
+
+    batch_size_per_worker: int = 16
+    averaging_frequency: int = 5
+    num_workers: int | None = None
+    worker_prefetch: int = 2
+    save_updater: bool = True
+    repartition: Literal["always", "never", "num_partitions_differs"] = "always"
+    repartition_strategy: Literal["balanced", "spark_default"] = "balanced"
+    approach: Literal["direct", "export"] = "direct"
+    export_dir: str | None = None
+    keep_export: bool = False
+    storage_level: str = "MEMORY_AND_DISK"
+    aggregation_depth: int = 2
+    collect_training_stats: bool = False
+    seed: int = 0
+
+    def _validate(self) -> None:
+        check_positive(self, "batch_size_per_worker", "averaging_frequency", "num_workers", "aggregation_depth")
+        check(self.worker_prefetch >= 0, "worker_prefetch", f"expected an int >= 0, got {self.worker_prefetch}")
+        check(
+            self.storage_level in STORAGE_LEVELS,
+            "storage_level",
+            f"unknown storage level {self.storage_level!r}; valid: {', '.join(STORAGE_LEVELS)}",
+        )
