@@ -21,6 +21,7 @@ from deepspark.errors import (
 if TYPE_CHECKING:
     from deepspark.config import GraphConfig, InputType, NetworkConfig
     from deepspark.nn import Network
+    from deepspark.spark import ParameterAveraging, SparkNetwork
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ _LAZY = {
     "InputType": "deepspark.config",
     "NetworkConfig": "deepspark.config",
     "Network": "deepspark.nn",
+    "SparkNetwork": "deepspark.spark",
+    "ParameterAveraging": "deepspark.spark",
 }
 
 
@@ -51,6 +54,8 @@ __all__ = [
     "ModelFormatError",
     "Network",
     "NetworkConfig",
+    "ParameterAveraging",
+    "SparkNetwork",
     "StorageError",
     "__version__",
 ]

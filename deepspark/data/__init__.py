@@ -5,6 +5,9 @@ Nothing in this part imports pyspark; the DataFrame side builds on these types.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from .dataset import DataSet, train_test_split
 from .iterators import ArrayIterator, AsyncIterator, DataSetIterator, ListIterator
 from .normalizers import (
@@ -17,7 +20,30 @@ from .normalizers import (
 )
 from .readers import CsvData, load_digits, load_mnist, read_csv, read_idx
 
+_SPARK_SIDE = {
+    "ColumnSpec": "deepspark.data._arrow",
+    "record_batch_to_arrays": "deepspark.data._arrow",
+    "blocks_to_arrays": "deepspark.data._arrow",
+    "ExportInfo": "deepspark.data.dataframe",
+    "resolve_columns": "deepspark.data.dataframe",
+    "to_blocks": "deepspark.data.dataframe",
+    "dataframe_to_arrays": "deepspark.data.dataframe",
+    "export_minibatches": "deepspark.data.dataframe",
+    "read_exported": "deepspark.data.dataframe",
+    "executor_error": "deepspark.data.dataframe",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The DataFrame-side names load on first use, so ``import deepspark.data`` stays free of pyarrow/pyspark."""
+    module = _SPARK_SIDE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deepspark.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+
     "ArrayIterator",
     "AsyncIterator",
     "CsvData",
@@ -35,4 +61,5 @@ __all__ = [
     "read_csv",
     "read_idx",
     "train_test_split",
+    *_SPARK_SIDE,
 ]

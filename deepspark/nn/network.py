@@ -213,9 +213,9 @@ class Network:
         lm = None
         if lmask is not None:
             label_steps = [
-                int(a.shape[1]) if ys is not None and h.recurrent else None
+                int(a.shape[1]) if a is not None and h.recurrent else None
                 for a, h in zip(ys or [None] * len(self.heads), self.heads, strict=True)
-            ]  # type: ignore[union-attr]
+            ]
             lm = tuple(
                 mask_to_tensor(m, n, w, t)
                 for (m, w), t in zip(_slots(lmask, outs, "labels_mask"), label_steps, strict=True)

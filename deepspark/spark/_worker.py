@@ -10,12 +10,14 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from deepspark.data._arrow import ColumnSpec, blocks_to_arrays
+from deepspark.errors import DataError
 from deepspark.spark.stats import PhaseEvent, encode_events
 
 _NETWORKS: dict[str, Any] = {}  # config hash -> Network, reused while the Python worker process lives
@@ -28,9 +30,7 @@ class RoundTask:
 
     fit_id: str
     config_json: str
-    n_features: int
-    label_dtype: str  # "int64" for class indices, else "float32"
-    label_width: int
+    spec: ColumnSpec
     epoch: int
     round: int
     iteration: int
@@ -42,7 +42,7 @@ class RoundTask:
     collect_stats: bool
 
 
-RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, bytes]
+RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, tuple[bytes, ...]]
 """(workers, params sum, updater state sum, score sum, minibatches, examples, encoded phase events)."""
 
 
@@ -67,24 +67,12 @@ def _network(config_json: str) -> Any:
     return net
 
 
-def decode_block(task: RoundTask, rows: Iterable[tuple[int, int, bytes, bytes]]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate a worker's (worker, n, x bytes, y bytes) slices into feature and label arrays."""
-    xs, ys = [], []
-    for _, _, xb, yb in rows:
-        xs.append(xb)
-        ys.append(yb)
-    x = np.frombuffer(b"".join(xs), dtype=np.float32).reshape(-1, task.n_features)
-    y = np.frombuffer(b"".join(ys), dtype=np.dtype(task.label_dtype))
-    if task.label_width > 1 or task.label_dtype != "int64":
-        y = y.reshape(len(x), -1)
-    return x, y
-
-
-def fit_round(task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]) -> Iterator[RoundResult]:
+def fit_round(
+    task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]
+) -> Iterator[RoundResult]:
     """Fit ``task.num_batches`` minibatches of this worker's shuffled block, starting at ``first_batch``."""
-    from pyspark import TaskContext
-
     import torch
+    from pyspark import TaskContext
 
     ctx = TaskContext.get()
     attempt = ctx.attemptNumber() if ctx is not None else 0
@@ -93,9 +81,20 @@ def fit_round(task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows
 
     def record(phase: str, start: float, **detail: Any) -> None:
         if task.collect_stats:
-            events.append(PhaseEvent(phase=phase, side="worker", worker=index, host=host, pid=pid, start=start,
-                                     duration=time.time() - start, round=task.round, attempt=attempt,
-                                     detail=detail))
+            events.append(
+                PhaseEvent(
+                    phase=phase,
+                    side="worker",
+                    worker=index,
+                    host=host,
+                    pid=pid,
+                    start=start,
+                    duration=time.time() - start,
+                    round=task.round,
+                    attempt=attempt,
+                    detail=detail,
+                )
+            )
 
     t0 = time.time()
     params = np.frombuffer(params_bc.value, dtype=np.float32)
@@ -117,7 +116,10 @@ def fit_round(task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows
     data = _DATA.get(key)
     if data is None:
         _DATA.clear()
-        data = decode_block(task, rows)
+        x, y = blocks_to_arrays(rows, task.spec)
+        if y is None:
+            raise DataError("the training blocks carry no labels; pass label_col")
+        data = (x, y)
         _DATA[key] = data
     else:
         for _ in rows:  # the cached copy is used; drain the input the JVM sends
@@ -149,7 +151,7 @@ def fit_round(task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows
         score_sum,
         batches,
         examples,
-        encode_events(events),
+        (encode_events(events),) if task.collect_stats else (),
     )
 
 
@@ -164,4 +166,4 @@ def add_results(a: RoundResult | None, b: RoundResult | None) -> RoundResult | N
     upd = a[2]
     if upd is not None and b[2] is not None:
         upd += b[2]
-    return (a[0] + b[0], params, upd, a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + b"\x00SEP\x00" + b[6])
+    return (a[0] + b[0], params, upd, a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + b[6])

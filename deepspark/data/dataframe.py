@@ -1,0 +1,862 @@
+"""Spark DataFrames -> numpy through Arrow: column resolution, balanced binary blocks, minibatch export.
+
+Data leaves the JVM a column batch at a time (``mapInArrow`` / ``toArrow``) and is decoded with the
+vectorized functions of `deepspark.data._arrow`; no Python code runs per row and nothing is pickled
+that a flat buffer can carry. Executor-side code is top-level functions bound to one small frozen plan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import numpy as np
+import pyarrow as pa
+
+import deepspark.errors as errors
+from deepspark.config._spec import suggest
+from deepspark.errors import ConfigError, DataError, DeepSparkError, StorageError
+
+from ._arrow import (
+    ColumnSpec,
+    LabelKind,
+    Piece,
+    balanced_ranges,
+    blocks_to_arrays,
+    float_dtype,
+    hash_route_keys,
+    iter_slices,
+    plan_pieces,
+    raw_block_batch,
+    record_batch_to_arrays,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import DataType
+
+__all__ = [
+    "BLOCK_SCHEMA",
+    "ColumnSpec",
+    "ExportInfo",
+    "blocks_to_arrays",
+    "dataframe_to_arrays",
+    "executor_error",
+    "export_minibatches",
+    "read_exported",
+    "record_batch_to_arrays",
+    "resolve_columns",
+    "to_blocks",
+]
+
+BLOCK_SCHEMA = "worker int, part int, n long, x binary, y binary"
+_PIECE_SCHEMA = "worker int, part int, block long, route int, n long, x binary, y binary"
+_MINIBATCH_SCHEMA = "batch long, n long, x binary, y binary"
+_SIDECAR = "_deepspark_export.json"
+_EXPORT_FORMAT = "deepspark-minibatch-export"
+_EXPORT_VERSION = 1
+_MAX_BLOCK_BYTES = 1 << 30
+Strategy = Literal["balanced", "spark_default", "keep"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema -> ColumnSpec
+# --------------------------------------------------------------------------------------------------
+
+_SUPPORTED = "numeric columns (byte/short/int/long/float/double), array<number> or a Spark ML vector"
+
+
+def _col(name: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _is_numeric(dt: DataType) -> bool:
+    from pyspark.sql import types as T
+
+    return isinstance(dt, (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType))
+
+
+def _is_vector(dt: DataType) -> bool:
+    from pyspark.sql import types as T
+
+    if not isinstance(dt, T.UserDefinedType):
+        return False
+    sql = dt.sqlType()
+    return isinstance(sql, T.StructType) and sorted(sql.names) == ["indices", "size", "type", "values"]
+
+
+def _kind(name: str, dt: DataType, role: str) -> Literal["array", "vector", "scalar"]:
+    """How a column encodes numbers, or a DataError naming the type and what is supported."""
+    from pyspark.sql import types as T
+
+    if _is_vector(dt):
+        return "vector"
+    if isinstance(dt, T.ArrayType) and _is_numeric(dt.elementType):
+        return "array"
+    if _is_numeric(dt):
+        return "scalar"
+    hint = ""
+    if isinstance(dt, T.DecimalType) or (isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.DecimalType)):
+        hint = f"; cast it first, e.g. df.withColumn('{name}', F.col('{name}').cast('double'))"
+    elif isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.ArrayType):
+        hint = f"; flatten nested arrays first, e.g. F.flatten('{name}')"
+    elif isinstance(dt, T.StringType):
+        hint = "; index strings first (pyspark.ml.feature.StringIndexer)"
+    raise DataError(
+        f"{role} column '{name}' has type {dt.simpleString()}, which deepspark cannot read; "
+        f"supported: {_SUPPORTED}{hint}"
+    )
+
+
+def _field_type(df: DataFrame, name: object, role: str) -> DataType:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"expected a column name, got {name!r}", role)
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    if name not in fields:
+        hint = suggest(name, fields)
+        extra = f"; {hint}" if hint.startswith("did you mean") else ""
+        raise DataError(f"{role} column '{name}' not found; available: {list(fields)}{extra}")
+    return fields[name]
+
+
+def _width_expr(name: str, kind: str) -> Column:
+    from pyspark.sql import functions as F
+
+    col = _col(name)
+    if kind == "vector":
+        from pyspark.ml.functions import vector_to_array
+
+        return F.when(col.isNotNull(), F.size(vector_to_array(col)))
+    return F.when(col.isNotNull(), F.size(col))
+
+
+def resolve_columns(
+    df: DataFrame,
+    features_col: str | Sequence[str],
+    label_col: str | None,
+    key_col: str | None = None,
+    *,
+    label_kind: LabelKind | None = None,
+) -> ColumnSpec:
+    """Inspect a DataFrame's schema and data once and describe how to read its features and labels.
+
+    Features are one ``array<number>`` column, one Spark ML vector column (dense or sparse), or one
+    or more numeric columns. One Spark aggregate (JVM only) counts rows and nulls and finds the
+    smallest and largest width of array/vector columns, so empty data, nulls and ragged rows fail
+    here, on the driver, before any training starts.
+
+    Args:
+        df: The DataFrame.
+        features_col: A column name, or several numeric column names (one feature each).
+        label_col: The label column, or None for unlabeled data.
+        key_col: A column to carry along (ids for joining predictions back), or None. Nulls allowed.
+        label_kind: Override the label encoding. By default integer columns are class indices
+            (``"index"``), float/double columns regression targets (``"scalar_float"``) and
+            array/vector columns ``"array"``. Spark ML keeps class labels as doubles: pass
+            ``"index"`` for those (whole-number values are checked here).
+
+    Returns:
+        The ColumnSpec for `to_blocks`, `record_batch_to_arrays` and friends.
+
+    Raises:
+        DataError: a column is missing (the message lists the available ones), has an unsupported type,
+            holds nulls, has rows of different widths, or the DataFrame is empty.
+
+    Example:
+        >>> spec = resolve_columns(df, "features", "label")  # doctest: +SKIP
+        >>> spec.feature_kind, spec.n_features  # doctest: +SKIP
+        ('vector', 784)
+    """
+    from pyspark.sql import functions as F
+
+    names = [features_col] if isinstance(features_col, str) else list(features_col)
+    if not names:
+        raise ConfigError("expected at least one feature column", "features_col")
+    kinds = [_kind(n, _field_type(df, n, "features"), "features") for n in names]
+    if len(names) > 1 and any(k != "scalar" for k in kinds):
+        bad = next(n for n, k in zip(names, kinds, strict=True) if k != "scalar")
+        raise DataError(
+            f"features column '{bad}' is an {kinds[names.index(bad)]} column; several feature columns must each be "
+            "a numeric scalar (or assemble them first: pyspark.ml.feature.VectorAssembler)"
+        )
+    if len(set(names)) != len(names):
+        raise DataError(f"features columns repeat a name: {names}")
+    feature_kind: Literal["array", "vector", "columns"] = "columns" if kinds[0] == "scalar" else kinds[0]
+
+    resolved_label: LabelKind = "none"
+    label_source = "scalar"
+    label_float = False
+    if label_col is not None:
+        if label_col in names:
+            raise DataError(f"label column '{label_col}' is also a features column; pick different columns")
+        ltype = _field_type(df, label_col, "label")
+        label_source = _kind(label_col, ltype, "label")
+        auto: LabelKind
+        from pyspark.sql import types as T
+
+        if label_source != "scalar":
+            auto = "array"
+        elif isinstance(ltype, (T.FloatType, T.DoubleType)):
+            auto = "scalar_float"
+            label_float = True
+        else:
+            auto = "index"
+        resolved_label = auto if label_kind is None else label_kind
+        if resolved_label not in get_args(LabelKind) or resolved_label == "none":
+            raise ConfigError(f"expected 'index', 'array' or 'scalar_float', got {label_kind!r}", "label_kind")
+        if (resolved_label == "array") != (label_source != "scalar"):
+            raise DataError(
+                f"label column '{label_col}' has type {ltype.simpleString()}, which cannot hold {resolved_label!r} "
+                "labels: 'array' needs an array/vector column, 'index' and 'scalar_float' a numeric one"
+            )
+    elif label_kind not in (None, "none"):
+        raise ConfigError(f"label_kind={label_kind!r} needs a label_col", "label_kind")
+    if key_col is not None:
+        _field_type(df, key_col, "key")
+
+    checked = [*names, *([label_col] if label_col is not None else [])]
+    exprs: list[Column] = [F.count(F.lit(1)).alias("rows")]
+    exprs += [F.count(_col(c)).alias(f"nonnull_{i}") for i, c in enumerate(checked)]
+    widths: dict[str, tuple[str, str]] = {}
+    if feature_kind != "columns":
+        widths[names[0]] = ("feature", feature_kind)
+    if label_col is not None and resolved_label == "array":
+        widths[label_col] = ("label", label_source)
+    for i, (c, (_, kind)) in enumerate(widths.items()):
+        w = _width_expr(c, kind)
+        exprs += [F.min(w).alias(f"wmin_{i}"), F.max(w).alias(f"wmax_{i}")]
+    if label_col is not None and resolved_label == "index":
+        lc = _col(label_col)
+        exprs.append(F.min(lc).alias("label_min"))
+        if label_float:  # x % 1 (not floor, which overflows a long under ANSI) is NaN for NaN and inf
+            fractional = F.isnan(lc) | F.isnan(lc % 1) | ((lc % 1) != 0)
+            exprs.append(F.sum(F.when(fractional, 1).otherwise(0)).alias("label_fractional"))
+    stats = df.agg(*exprs).first()
+    rows = 0 if stats is None else int(stats["rows"])
+    if rows == 0 or stats is None:
+        raise DataError("the DataFrame has no rows; there is nothing to train or predict on")
+    for i, c in enumerate(checked):
+        nulls = rows - int(stats[f"nonnull_{i}"])
+        if nulls:
+            raise DataError(
+                f"column '{c}' has {nulls} null value(s) in {rows} rows; drop or impute them first, "
+                f"e.g. df.dropna(subset=['{c}'])"
+            )
+    found: dict[str, int] = {}
+    for i, (c, (what, _)) in enumerate(widths.items()):
+        lo, hi = int(stats[f"wmin_{i}"]), int(stats[f"wmax_{i}"])
+        if lo != hi:
+            raise DataError(
+                f"column '{c}': {what}s have {lo}..{hi} values per row; every row needs the same width "
+                f"(filter or pad the rows, e.g. keep F.size('{c}') == {hi})"
+            )
+        if lo == 0:
+            raise DataError(f"column '{c}': rows have 0 {what} values; every row needs at least one")
+        found[c] = lo
+    if label_col is not None and resolved_label == "index":
+        if label_float and int(stats["label_fractional"] or 0):
+            raise DataError(
+                f"label column '{label_col}' has {int(stats['label_fractional'])} value(s) that are not whole numbers; "
+                "index labels are class indices 0..C-1 (use label_kind='scalar_float' for regression targets)"
+            )
+        if float(stats["label_min"]) < 0:
+            raise DataError(
+                f"label column '{label_col}' has negative values (min {stats['label_min']}); class indices are 0..C-1"
+            )
+    return ColumnSpec(
+        features=tuple(names),
+        feature_kind=feature_kind,
+        n_features=len(names) if feature_kind == "columns" else found[names[0]],
+        label=label_col,
+        label_kind=resolved_label,
+        n_label_values={"none": 0, "array": found.get(label_col or "", 0)}.get(resolved_label, 1),
+        key=key_col,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Executor side: top-level functions, each bound to one frozen plan
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _PiecePlan:
+    """What every input partition emits: its expected row count and its pieces (balanced layout)."""
+
+    spec: ColumnSpec
+    dtype: str
+    counts: tuple[tuple[int, int], ...]
+    pieces: tuple[tuple[int, tuple[Piece, ...]], ...]
+    routes: tuple[int, ...]
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _PartitionPlan:
+    """Blocks of whole partitions (spark_default layout), at most ``max_rows`` rows each."""
+
+    spec: ColumnSpec
+    dtype: str
+    max_rows: int
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+def _partition_id() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return 0 if context is None else context.partitionId()
+
+
+def _decoded(
+    batches: Iterator[pa.RecordBatch],
+    spec: ColumnSpec,
+    dtype: str,
+    where: str,
+    seen: list[int],
+    aliases: tuple[tuple[str, str], ...],
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    for batch in batches:
+        try:
+            x, y, _ = record_batch_to_arrays(batch, spec, dtype, where=where, row_offset=seen[0], copy=False)
+        except DataError as e:
+            if not aliases:
+                raise
+            message = str(e)
+            for alias, original in aliases:
+                message = message.replace(f"'{alias}'", f"'{original}'")
+            raise DataError(message) from e
+        seen[0] += batch.num_rows
+        yield x, y
+
+
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def _emit_pieces(plan: _PiecePlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: decode this input partition and emit its pieces, tagged with worker, part and route."""
+    pid = _partition_id()
+    expected = dict(plan.counts).get(pid, 0)
+    pieces = dict(plan.pieces).get(pid, ())
+    seen = [0]
+    dt = float_dtype(plan.dtype)
+    decoded = _decoded(batches, plan.spec, plan.dtype, f"input partition {pid}", seen, plan.aliases)
+    for piece, xs, ys in iter_slices(decoded, pieces):
+        x = _joined(xs).astype(dt, copy=False)
+        y = _joined(ys) if ys else np.zeros(0, np.uint8)
+        columns = {"worker": piece.worker, "part": piece.part, "block": piece.block, "route": plan.routes[piece.worker]}
+        yield raw_block_batch(columns, len(x), x, y)
+    if seen[0] != expected:
+        raise DataError(
+            f"input partition {pid} has {seen[0]} rows now but had {expected} when counted: the DataFrame is not "
+            "deterministic (sample(), rand(), an unordered source); persist() it, or checkpoint it, before converting"
+        )
+
+
+def _emit_partition_blocks(plan: _PartitionPlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: this partition's rows as blocks of at most ``max_rows`` rows, worker = partition id."""
+    pid = _partition_id()
+    seen = [0]
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    buffered = part = 0
+    dt = float_dtype(plan.dtype)
+
+    def flush() -> pa.RecordBatch:
+        x = _joined(xs).astype(dt, copy=False)
+        y = _joined(ys) if ys else np.zeros(0, np.uint8)
+        return raw_block_batch({"worker": pid, "part": part}, len(x), x, y)
+
+    for x, y in _decoded(batches, plan.spec, plan.dtype, f"partition {pid}", seen, plan.aliases):
+        offset = 0
+        while offset < len(x):
+            take = min(plan.max_rows - buffered, len(x) - offset)
+            xs.append(x[offset : offset + take])
+            if y is not None:
+                ys.append(y[offset : offset + take])
+            buffered += take
+            offset += take
+            if buffered == plan.max_rows:
+                yield flush()
+                xs, ys, buffered, part = [], [], 0, part + 1
+    if buffered:
+        yield flush()
+
+
+def _merge_blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: concatenate the byte pieces of each block (sorted by block, part) into one row each.
+
+    The loop runs once per piece (a few per minibatch), never per example; bytes are joined as bytes.
+    """
+    current: int | None = None
+    n = 0
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for batch in batches:
+        blocks = batch.column("block").to_numpy()
+        counts = batch.column("n").to_numpy()
+        xcol, ycol = batch.column("x"), batch.column("y")
+        for i in range(batch.num_rows):
+            block = int(blocks[i])
+            if current is not None and block != current:
+                yield raw_block_batch({"batch": current}, n, _joined(xs), _joined(ys))
+                n, xs, ys = 0, [], []
+            current = block
+            n += int(counts[i])
+            xs.append(np.frombuffer(xcol[i].as_buffer(), dtype=np.uint8))
+            ys.append(np.frombuffer(ycol[i].as_buffer(), dtype=np.uint8))
+    if current is not None:
+        yield raw_block_batch({"batch": current}, n, _joined(xs), _joined(ys))
+
+
+_EXECUTOR_ERROR = re.compile(
+    r"deepspark\.errors\.(DataError|ConfigError|StorageError|ModelFormatError|DistributedTrainingError|DeepSparkError)"
+    r": (.+)"
+)
+
+
+def executor_error(exc: BaseException) -> DeepSparkError | None:
+    """The deepspark error a Spark job failure carries, rebuilt on the driver; None if it carries none.
+
+    A `DataError` raised inside ``mapInArrow`` reaches the driver as a ``PythonException`` (or a
+    ``Py4JJavaError``) whose text holds the worker's traceback; this finds its last deepspark error line.
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     blocks.count()
+        ... except Exception as e:
+        ...     raise (executor_error(e) or e) from e
+    """
+    matches = list(_EXECUTOR_ERROR.finditer(str(exc)))
+    if not matches:
+        return None
+    name, message = matches[-1].groups()
+    cls: type[DeepSparkError] = getattr(errors, name)
+    return cls(message.strip())
+
+
+@contextmanager
+def _executor_errors() -> Iterator[None]:
+    try:
+        yield
+    except DeepSparkError:
+        raise
+    except Exception as e:
+        translated = executor_error(e)
+        if translated is None:
+            raise
+        raise translated from e
+
+
+# --------------------------------------------------------------------------------------------------
+# Driver side
+# --------------------------------------------------------------------------------------------------
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"expected a positive int, got {value!r}", name)
+    return value
+
+
+def _workers(df: DataFrame, num_partitions: int | None) -> int:
+    if num_partitions is None:
+        return max(1, int(df.sparkSession.sparkContext.defaultParallelism))
+    return _positive_int(num_partitions, "num_partitions")
+
+
+def _row_bytes(spec: ColumnSpec, dtype: np.dtype[Any]) -> int:
+    label = {"none": 0, "index": 8}.get(spec.label_kind, spec.n_label_values * dtype.itemsize)
+    return spec.n_features * dtype.itemsize + label
+
+
+def _partition_counts(df: DataFrame) -> dict[int, int]:
+    """Rows per input partition, from one JVM aggregate (no Python workers involved)."""
+    from pyspark.sql import functions as F
+
+    rows = df.groupBy(F.spark_partition_id().alias("p")).count().collect()
+    return {int(r["p"]): int(r["count"]) for r in rows}
+
+
+def _arrow_safe(df: DataFrame, spec: ColumnSpec) -> tuple[DataFrame, ColumnSpec, tuple[tuple[str, str], ...]]:
+    """Select the spec's columns (keys dropped); names mapInArrow cannot resolve (dots, backticks) get aliases."""
+    spec = replace(spec, key=None)
+    aliases = {c: f"_deepspark_col{i}" if "." in c or "`" in c else c for i, c in enumerate(spec.columns)}
+    selected = df.select(*[_col(c).alias(a) for c, a in aliases.items()])
+    renamed = replace(
+        spec,
+        features=tuple(aliases[c] for c in spec.features),
+        label=None if spec.label is None else aliases[spec.label],
+    )
+    return selected, renamed, tuple((a, c) for c, a in aliases.items() if a != c)
+
+
+def _pieces_frame(
+    df: DataFrame,
+    spec: ColumnSpec,
+    dtype: np.dtype[Any],
+    blocks: list[tuple[int, int, int]],
+    counts: dict[int, int],
+    workers: int,
+    aliases: tuple[tuple[str, str], ...],
+) -> DataFrame:
+    """Each input partition emits its pieces; then worker k's pieces move alone into partition k."""
+    pieces = plan_pieces(counts, blocks)
+    plan = _PiecePlan(
+        spec=spec,
+        dtype=dtype.name,
+        counts=tuple(sorted(counts.items())),
+        pieces=tuple(sorted(pieces.items())),
+        routes=tuple(hash_route_keys(workers)),
+        aliases=aliases,
+    )
+    emitted = df.mapInArrow(partial(_emit_pieces, plan), _PIECE_SCHEMA)
+    return emitted.repartition(workers, "route")
+
+
+def to_blocks(
+    df: DataFrame,
+    spec: ColumnSpec,
+    num_partitions: int | None = None,
+    strategy: Strategy = "balanced",
+    dtype: str = "float32",
+    *,
+    max_block_bytes: int = 64 << 20,
+) -> DataFrame:
+    """Turn a DataFrame into per-worker binary blocks: partition k holds worker k's examples as raw bytes.
+
+    The result has schema ``worker int, part int, n long, x binary, y binary``: each row is a block of
+    ``n`` consecutive examples, ``x`` their features (little-endian ``dtype``, row-major ``(n,
+    n_features)``) and ``y`` their labels (int64 class indices, or ``dtype`` ``(n, k)`` / ``(n, 1)``, or
+    empty without labels). Partition k holds exactly the rows with ``worker == k``, in ``part`` order;
+    `blocks_to_arrays` turns them back into numpy on the executor. Blocks stay under
+    ``max_block_bytes``, so a worker may hold several; Row overhead is one object per block.
+
+    ``"balanced"`` counts rows per input partition once (a JVM aggregate), then worker k receives
+    exactly rows ``[k*N//W, (k+1)*N//W)`` of the global order (partition id, then row): every worker
+    holds N//W or N//W+1 examples. Each input partition emits slices tagged with their worker and one
+    shuffle routes them (on keys chosen so no two workers share a partition). The DataFrame must give
+    the same rows on both passes: persist it first if it is not deterministic (a mismatch raises
+    DataError). ``"spark_default"`` is ``df.repartition(W)`` (Spark's round-robin, sizes vary) with one
+    block per partition, for comparison. ``"keep"`` converts the partitions as they are, without a
+    shuffle (worker = input partition id; ``num_partitions`` is ignored; empty partitions stay empty).
+
+    The result is lazy: persist it to convert once and train for many epochs.
+
+    Args:
+        df: The DataFrame.
+        spec: From `resolve_columns`.
+        num_partitions: Workers W; None uses ``sparkContext.defaultParallelism`` (the task slots).
+        strategy: ``"balanced"``, ``"spark_default"`` or ``"keep"``.
+        dtype: ``"float32"`` or ``"float64"`` for features and float labels.
+        max_block_bytes: Largest block (bytes of x plus y); at most 1 GiB.
+
+    Returns:
+        The block DataFrame: W partitions (``"keep"``: as many as ``df``).
+
+    Raises:
+        DataError: fewer rows than workers (balanced). Bad values (NaN, nulls, ragged rows) raise
+            DataError inside the Spark job; `executor_error` recovers it from the job's exception.
+
+    Example:
+        >>> spec = resolve_columns(df, "features", "label")  # doctest: +SKIP
+        >>> blocks = to_blocks(df, spec, num_partitions=4).persist()  # doctest: +SKIP
+        >>> blocks.rdd.mapPartitions(lambda rows: [len(blocks_to_arrays(rows, spec)[0])]).collect()  # doctest: +SKIP
+        [250, 250, 250, 250]
+    """
+    if strategy not in get_args(Strategy):
+        raise ConfigError(f"expected 'balanced', 'spark_default' or 'keep', got {strategy!r}", "strategy")
+    dt = float_dtype(dtype)
+    workers = _workers(df, num_partitions)
+    max_bytes = _positive_int(max_block_bytes, "max_block_bytes")
+    if max_bytes > _MAX_BLOCK_BYTES:
+        raise ConfigError(
+            f"expected at most {_MAX_BLOCK_BYTES} (1 GiB, under Spark's 2 GiB row limit), got {max_bytes}",
+            "max_block_bytes",
+        )
+    max_rows = max(1, max_bytes // _row_bytes(spec, dt))
+    selected, spec, aliases = _arrow_safe(df, spec)  # keys do not travel in blocks
+    if strategy != "balanced":
+        plan = _PartitionPlan(spec=spec, dtype=dt.name, max_rows=max_rows, aliases=aliases)
+        source = selected.repartition(workers) if strategy == "spark_default" else selected
+        return source.mapInArrow(partial(_emit_partition_blocks, plan), BLOCK_SCHEMA)
+    counts = _partition_counts(selected)
+    total = sum(counts.values())
+    if total < workers:
+        raise DataError(
+            f"{total} row(s) cannot feed {workers} workers: every worker needs at least one example; "
+            "lower num_partitions or add data"
+        )
+    blocks = [
+        (k, s, min(s + max_rows, stop))
+        for k, (start, stop) in enumerate(balanced_ranges(total, workers))
+        for s in range(start, stop, max_rows)
+    ]
+    pieces = _pieces_frame(selected, spec, dt, blocks, counts, workers, aliases)
+    return pieces.select("worker", "part", "n", "x", "y")
+
+
+def dataframe_to_arrays(
+    df: DataFrame,
+    features_col: str | Sequence[str] = "features",
+    label_col: str | None = "label",
+    dtype: str = "float32",
+    *,
+    label_kind: LabelKind | None = None,
+    spec: ColumnSpec | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Collect a (small) DataFrame to the driver as numpy features and labels, through ``toArrow()``.
+
+    Args:
+        df: The DataFrame; all of it is collected, so keep it small (tests, evaluation samples).
+        features_col: As in `resolve_columns`.
+        label_col: As in `resolve_columns`; None for features only.
+        dtype: ``"float32"`` or ``"float64"``.
+        label_kind: As in `resolve_columns`.
+        spec: A ColumnSpec from `resolve_columns`, to skip resolving again (the column arguments are then ignored).
+
+    Returns:
+        ``(x, y)`` as `record_batch_to_arrays` returns them, in the DataFrame's row order.
+
+    Example:
+        >>> x, y = dataframe_to_arrays(df, "features", "label")  # doctest: +SKIP
+    """
+    dt = float_dtype(dtype)
+    if spec is None:
+        spec = resolve_columns(df, features_col, label_col, label_kind=label_kind)
+    spec = replace(spec, key=None)
+    table = df.select(*[_col(c) for c in spec.columns]).toArrow()
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    offset = 0
+    for batch in table.to_batches():
+        x, y, _ = record_batch_to_arrays(
+            batch, spec, dt, where="the collected DataFrame", row_offset=offset, copy=False
+        )
+        offset += batch.num_rows
+        xs.append(x)
+        if y is not None:
+            ys.append(y)
+    x_all = np.concatenate(xs) if xs else np.zeros((0, spec.n_features), dt)
+    return x_all, (np.concatenate(ys) if ys else None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Minibatch export
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExportInfo:
+    """What a minibatch export holds; stored as ``_deepspark_export.json`` next to its Parquet files.
+
+    Attributes:
+        path: The export directory.
+        spec: The ColumnSpec the minibatches were made with.
+        batch_size: Examples per minibatch; every minibatch is full except the last one.
+        n_examples: Examples in all minibatches.
+        n_batches: Number of minibatches (Parquet rows).
+        dtype: Feature dtype of the ``x`` bytes (``"float32"``/``"float64"``).
+    """
+
+    path: str
+    spec: ColumnSpec
+    batch_size: int
+    n_examples: int
+    n_batches: int
+    dtype: str
+
+    def to_json(self) -> str:
+        """The sidecar file's JSON text (the path is not stored: it is where the file is)."""
+        return json.dumps(
+            {
+                "format": _EXPORT_FORMAT,
+                "format_version": _EXPORT_VERSION,
+                "byte_order": "little",
+                "spec": self.spec.to_dict(),
+                "n_features": self.spec.n_features,
+                "batch_size": self.batch_size,
+                "n_examples": self.n_examples,
+                "n_batches": self.n_batches,
+                "dtype": self.dtype,
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes, path: str) -> ExportInfo:
+        """Parse a sidecar; anything that is not a deepspark export of a known version raises DataError."""
+        where = f"{path}/{_SIDECAR}"
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"{where} is not valid JSON ({e}); the export is damaged: export it again") from e
+        if not isinstance(data, dict) or data.get("format") != _EXPORT_FORMAT:
+            raise DataError(f"{where} does not describe a deepspark minibatch export")
+        if data.get("format_version") != _EXPORT_VERSION:
+            raise DataError(
+                f"{where}: format_version {data.get('format_version')!r} is not supported (this deepspark reads "
+                f"{_EXPORT_VERSION}); export it again with this version"
+            )
+        try:
+            spec = ColumnSpec.from_dict(data.get("spec"))
+            dtype = float_dtype(data.get("dtype")).name
+            ints: dict[str, int] = {}
+            for key in ("batch_size", "n_examples", "n_batches"):
+                value = data.get(key)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ConfigError(f"expected a non-negative int, got {value!r}", key)
+                ints[key] = value
+        except ConfigError as e:
+            raise DataError(f"{where}: {e}") from e
+        return cls(path=path, spec=spec, dtype=dtype, **ints)
+
+
+def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any, Any]:
+    """(FileSystem, Path, jvm) for a path, through Spark's Hadoop configuration (local, HDFS, S3, ...)."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise StorageError(f"cannot reach the JVM to access {path!r}; a classic (non-Connect) SparkSession is needed")
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jpath, jvm
+
+
+def _java_message(e: Exception) -> str:
+    java = getattr(e, "java_exception", None)
+    return str(java.toString()) if java is not None else str(e).splitlines()[0]
+
+
+def _prepare_export_dir(spark: SparkSession, path: str, overwrite: bool) -> None:
+    try:
+        fs, jpath, _ = _hadoop_path(spark, path)
+        if fs.exists(jpath) and not overwrite:
+            raise StorageError(f"export path {path!r} already exists; pass overwrite=True to replace it")
+        if not fs.mkdirs(jpath):
+            raise StorageError(f"cannot create the export directory {path!r}")
+    except StorageError:
+        raise
+    except Exception as e:
+        raise StorageError(f"cannot create the export directory {path!r}: {_java_message(e)}") from e
+
+
+def export_minibatches(
+    df: DataFrame,
+    path: str,
+    batch_size: int,
+    features_col: str | Sequence[str] = "features",
+    label_col: str | None = "label",
+    spec: ColumnSpec | None = None,
+    *,
+    num_partitions: int | None = None,
+    dtype: str = "float32",
+    overwrite: bool = False,
+) -> ExportInfo:
+    """Write a DataFrame once as fixed-size minibatches in Parquet, for many fast epochs later.
+
+    Each Parquet row is one minibatch: ``batch`` (its index), ``n``, ``x`` and ``y`` as little-endian
+    bytes (the block layout of `to_blocks`). Minibatch j holds global rows ``[j*B, (j+1)*B)`` (global
+    order: input partition, then row), so every minibatch is full except the very last one; pieces
+    that straddle input partitions are joined after one shuffle. Minibatches are spread over
+    ``num_partitions`` files in contiguous runs. ``_deepspark_export.json`` records the ColumnSpec,
+    dtype, batch size and counts; it is written last, so a failed export is not mistaken for one.
+
+    Args:
+        df: The DataFrame (read twice: counted, then written; persist it if it is not deterministic).
+        path: Export directory (any filesystem Spark can write: local, HDFS, S3...).
+        batch_size: Examples per minibatch.
+        features_col: As in `resolve_columns` (ignored when ``spec`` is given).
+        label_col: As in `resolve_columns` (ignored when ``spec`` is given).
+        spec: A ColumnSpec from `resolve_columns`, to skip resolving again.
+        num_partitions: Output partitions (files); None uses ``defaultParallelism``.
+        dtype: ``"float32"`` or ``"float64"``.
+        overwrite: Replace an existing directory at ``path``.
+
+    Returns:
+        The ExportInfo also stored in the sidecar.
+
+    Raises:
+        StorageError: the path exists (without ``overwrite``) or cannot be created.
+        DataError: the data is unusable (see `resolve_columns`, `record_batch_to_arrays`).
+
+    Example:
+        >>> info = export_minibatches(df, "/data/mnist-b64", 64)  # doctest: +SKIP
+        >>> batches, info = read_exported(spark, "/data/mnist-b64")  # doctest: +SKIP
+    """
+    size = _positive_int(batch_size, "batch_size")
+    dt = float_dtype(dtype)
+    if spec is None:
+        spec = resolve_columns(df, features_col, label_col)
+    spec = replace(spec, key=None)  # keys are not exported
+    spark = df.sparkSession
+    _prepare_export_dir(spark, path, overwrite)
+    selected, renamed, aliases = _arrow_safe(df, spec)
+    counts = _partition_counts(selected)
+    total = sum(counts.values())
+    if total == 0:
+        raise DataError("the DataFrame has no rows; there is nothing to export")
+    n_batches = math.ceil(total / size)
+    workers = min(_workers(df, num_partitions), n_batches)
+    blocks = [(j * workers // n_batches, j * size, min((j + 1) * size, total)) for j in range(n_batches)]
+    pieces = _pieces_frame(selected, renamed, dt, blocks, counts, workers, aliases)
+    merged = pieces.sortWithinPartitions("block", "part").mapInArrow(_merge_blocks, _MINIBATCH_SCHEMA)
+    with _executor_errors():
+        merged.write.mode("overwrite").parquet(path)
+    info = ExportInfo(path=path, spec=spec, batch_size=size, n_examples=total, n_batches=n_batches, dtype=dt.name)
+    try:
+        fs, jpath, jvm = _hadoop_path(spark, path)
+        out = fs.create(jvm.org.apache.hadoop.fs.Path(jpath, _SIDECAR), True)
+        try:
+            out.write(bytearray(info.to_json().encode()))
+        finally:
+            out.close()
+    except Exception as e:
+        raise StorageError(f"cannot write {path}/{_SIDECAR}: {_java_message(e)}") from e
+    return info
+
+
+def read_exported(spark: SparkSession, path: str) -> tuple[DataFrame, ExportInfo]:
+    """Open a minibatch export: a DataFrame with one row per minibatch (``batch, n, x, y``) and its ExportInfo.
+
+    Decode a row (or a partition's rows) with ``blocks_to_arrays(rows, info.spec, info.dtype)``.
+
+    Raises:
+        DataError: ``path`` is not a deepspark export (no or a foreign ``_deepspark_export.json``).
+        StorageError: the sidecar cannot be read.
+
+    Example:
+        >>> batches, info = read_exported(spark, "/data/mnist-b64")  # doctest: +SKIP
+        >>> x, y = blocks_to_arrays([batches.first()], info.spec, info.dtype)  # doctest: +SKIP
+    """
+    try:
+        fs, jpath, jvm = _hadoop_path(spark, path)
+        sidecar = jvm.org.apache.hadoop.fs.Path(jpath, _SIDECAR)
+        exists = bool(fs.exists(sidecar))
+    except Exception as e:
+        raise StorageError(f"cannot access {path!r}: {_java_message(e)}") from e
+    if not exists:
+        raise DataError(
+            f"{path!r} is not a deepspark minibatch export (no {_SIDECAR}); write one with export_minibatches()"
+        )
+    try:
+        stream = fs.open(sidecar)
+        try:
+            text = bytes(stream.readAllBytes())
+        finally:
+            stream.close()
+    except Exception as e:
+        raise StorageError(f"cannot read {path}/{_SIDECAR}: {_java_message(e)}") from e
+    info = ExportInfo.from_json(text, path)
+    frame = spark.read.parquet(path)
+    missing = [c for c in ("batch", "n", "x", "y") if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path!r}: the Parquet files lack column(s) {missing}; the export is damaged: export it again")
+    return frame, info

@@ -1,0 +1,337 @@
+"""The driver loop of parameter averaging: prepare the data once, then broadcast -> fit -> treeAggregate rounds."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from deepspark.errors import DataError
+from deepspark.spark._errors import is_spark_failure, raise_from_spark
+from deepspark.spark._worker import RoundResult, RoundTask, add_results, fit_round
+from deepspark.spark.masters import ParameterAveraging
+from deepspark.spark.stats import PhaseEvent, TrainingStats, decode_events
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from deepspark.data._arrow import ColumnSpec
+    from deepspark.nn import Network
+
+log = logging.getLogger("deepspark")
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """What the driver reports after each averaging round (for progress bars and logs)."""
+
+    epoch: int
+    round: int
+    rounds_in_epoch: int
+    score: float
+    examples: int
+    seconds: float
+    workers: int
+
+
+@dataclass
+class PreparedData:
+    """Training blocks cached on the executors: one partition per worker, converted once per fit."""
+
+    rdd: Any
+    counts: list[int]
+    spec: ColumnSpec
+    fit_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def unpersist(self) -> None:
+        self.rdd.unpersist()
+
+
+def _block_dict(row: Any) -> dict[str, Any]:
+    """A block row as a plain dict of ints and bytes: cached as a Python RDD, it reaches the worker at
+    socket speed every round (a DataFrame row would be re-pickled by the JVM each time)."""
+    return {"part": int(row["part"]), "n": int(row["n"]), "x": bytes(row["x"]), "y": bytes(row["y"] or b"")}
+
+
+def _keyed_minibatch(workers: int, row: Any) -> tuple[int, dict[str, Any]]:
+    batch = int(row["batch"])
+    return batch % workers, {"part": batch, "n": int(row["n"]), "x": bytes(row["x"]), "y": bytes(row["y"] or b"")}
+
+
+def _identity(key: int) -> int:
+    return key
+
+
+def _value(pair: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+    return pair[1]
+
+
+def _check_against_network(spec: ColumnSpec, net: Network) -> None:
+    expected = _input_size(net)
+    if expected is not None and spec.n_features != expected:
+        raise DataError(
+            f"column {spec.features[0]!r} has {spec.n_features} features per row but the network's input "
+            f"expects {expected}; check features_col or the config's input_type"
+        )
+
+
+def _counts(rdd: Any, workers: int) -> list[int]:
+    counts = [0] * workers
+    for w, n in rdd.mapPartitionsWithIndex(lambda i, rows: [(i, sum(r["n"] for r in rows))]).collect():
+        counts[w] = n
+    return counts
+
+
+def prepare(
+    df: DataFrame,
+    net: Network,
+    master: ParameterAveraging,
+    features_col: Any,
+    label_col: str,
+    workers: int,
+    record: Callable[[str, float], None],
+) -> PreparedData:
+    """Check columns against the network, convert to per-worker blocks through Arrow, cache them."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from deepspark.data.dataframe import resolve_columns, to_blocks
+    from deepspark.nn.functional import CLASSIFICATION_LOSSES
+
+    t0 = time.time()
+    head = net.heads[0]
+    classifier = head.loss in CLASSIFICATION_LOSSES
+    try:
+        spec = resolve_columns(
+            df,
+            features_col,
+            label_col,
+            label_kind="index" if classifier and not head.recurrent and _is_scalar(df, label_col) else None,
+        )
+    except Exception as e:
+        if is_spark_failure(e):
+            raise_from_spark(e, "reading the training columns")
+        raise
+    _check_against_network(spec, net)
+    agg = [F.count(F.lit(1)).alias("n")]
+    if spec.label_kind == "index":
+        agg.append(F.max(label_col).alias("hi"))
+    stats = df.agg(*agg).collect()[0]
+    total = int(stats["n"])
+    record("count", t0)
+    if total == 0:
+        raise DataError("the training DataFrame is empty; pass at least one row")
+    if total < workers:
+        raise DataError(
+            f"{total} rows cannot feed {workers} workers; lower num_workers (ParameterAveraging.num_workers) "
+            "or add data"
+        )
+    if spec.label_kind == "index" and stats["hi"] >= head.n_out:
+        raise DataError(
+            f"label column {label_col!r}: class index {int(stats['hi'])} is out of range for {head.n_out} output "
+            f"classes (valid 0..{head.n_out - 1})"
+        )
+    t0 = time.time()
+    strategy: Literal["balanced", "spark_default", "keep"] = master.repartition_strategy
+    if master.repartition == "never" or (
+        master.repartition == "num_partitions_differs" and df.rdd.getNumPartitions() == workers
+    ):
+        strategy = "keep"
+    rdd = None
+    try:
+        blocks = to_blocks(df, spec, num_partitions=workers, strategy=strategy)
+        rdd = blocks.rdd.map(_block_dict, preservesPartitioning=True)
+        rdd = rdd.persist(getattr(StorageLevel, master.storage_level))
+        counts = _counts(rdd, rdd.getNumPartitions())
+    except Exception as e:
+        if rdd is not None:
+            rdd.unpersist()
+        if is_spark_failure(e):
+            raise_from_spark(e, "converting the training data")
+        raise
+    record("repartition", t0)
+    return PreparedData(rdd, counts, spec)
+
+
+def prepare_exported(
+    spark: SparkSession,
+    path: str,
+    net: Network,
+    master: ParameterAveraging,
+    workers: int,
+    record: Callable[[str, float], None],
+) -> PreparedData:
+    """Training blocks from minibatches written by ``export_minibatches``: minibatch j goes to worker j % W."""
+    from pyspark import StorageLevel
+
+    from deepspark.data.dataframe import read_exported
+
+    t0 = time.time()
+    frame, info = read_exported(spark, path)
+    _check_against_network(info.spec, net)
+    if info.n_batches < workers:
+        raise DataError(
+            f"the export at {path} holds {info.n_batches} minibatches, fewer than {workers} workers; lower "
+            "num_workers or export smaller minibatches"
+        )
+    rdd = (
+        frame.rdd.map(partial(_keyed_minibatch, workers))
+        .partitionBy(workers, _identity)
+        .map(_value, preservesPartitioning=True)
+        .persist(getattr(StorageLevel, master.storage_level))
+    )
+    counts = _counts(rdd, workers)
+    record("repartition", t0)
+    return PreparedData(rdd, counts, info.spec)
+
+
+def _is_scalar(df: DataFrame, column: str) -> bool:
+    from pyspark.sql.types import NumericType
+
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    return isinstance(fields.get(column), NumericType)
+
+
+def _input_size(net: Network) -> int | None:
+    config = net.config
+    input_type = getattr(config, "input_type", None)
+    return None if input_type is None else int(input_type.flat_size())
+
+
+def train(
+    spark: SparkSession,
+    net: Network,
+    master: ParameterAveraging,
+    data: PreparedData,
+    epochs: int,
+    stats: TrainingStats | None,
+    on_round: Callable[[RoundInfo], None] | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``epochs`` epochs of averaging rounds on prepared data, updating ``net`` in place."""
+    sc = spark.sparkContext
+    bs, freq = master.batch_size_per_worker, master.averaging_frequency
+    batches = math.ceil(max(data.counts) / bs)
+    rounds = math.ceil(batches / freq)
+    host, pid = socket.gethostname(), os.getpid()
+    config_json = net.config.to_json(indent=None) if net.config is not None else ""
+
+    def driver_event(phase: str, start: float, rnd: int) -> None:
+        if stats is not None:
+            stats.add(
+                [
+                    PhaseEvent(
+                        phase=phase,
+                        side="driver",
+                        worker=-1,
+                        host=host,
+                        pid=pid,
+                        start=start,
+                        duration=time.time() - start,
+                        round=rnd,
+                    )
+                ]
+            )
+
+    global_round = 0
+    for _ in range(epochs):
+        for r in range(rounds):
+            t_round = time.time()
+            t0 = time.time()
+            params_bc = sc.broadcast(net.params().astype(np.float32, copy=False).tobytes())
+            with_updater = master.save_updater and net.updater.state.numel() > 0
+            upd_bytes = net.updater_state().astype(np.float32, copy=False).tobytes() if with_updater else b""
+            updater_bc = sc.broadcast(upd_bytes)
+            driver_event("broadcast", t0, global_round)
+            task = RoundTask(
+                fit_id=data.fit_id,
+                config_json=config_json,
+                spec=data.spec,
+                epoch=net.epoch,
+                round=global_round,
+                iteration=net.iteration,
+                first_batch=r * freq,
+                num_batches=freq,
+                batch_size=bs,
+                seed=master.seed,
+                with_updater=with_updater,
+                collect_stats=stats is not None,
+            )
+            t0 = time.time()
+            try:
+                result: RoundResult | None = data.rdd.mapPartitionsWithIndex(
+                    partial(_run_round, task, params_bc, updater_bc)
+                ).treeAggregate(None, add_results, add_results, depth=master.aggregation_depth)
+            except Exception as e:
+                if is_spark_failure(e):
+                    raise_from_spark(e, f"averaging round {global_round} (epoch {net.epoch})")
+                raise
+            finally:
+                params_bc.unpersist()
+                updater_bc.unpersist()
+            driver_event("map", t0, global_round)
+            if result is None:
+                global_round += 1
+                continue
+            t0 = time.time()
+            n_workers, psum, usum, score_sum, n_batches, n_examples, events = result
+            psum /= n_workers  # in place: the aggregated buffer is ours, no second parameter-sized copy
+            net.set_params(psum)
+            if usum is not None:
+                usum /= n_workers
+                net.set_updater_state(usum)
+            net.iteration += -(-n_batches // n_workers)  # minibatches each worker fitted this round
+            net.last_score = _score_tensor(score_sum / max(n_batches, 1))
+            driver_event("process_params", t0, global_round)
+            if stats is not None:
+                for blob in events:
+                    stats.add(decode_events(blob))
+            if on_round is not None:
+                on_round(
+                    RoundInfo(
+                        net.epoch,
+                        r,
+                        rounds,
+                        score_sum / max(n_batches, 1),
+                        n_examples,
+                        time.time() - t_round,
+                        n_workers,
+                    )
+                )
+            global_round += 1
+        net.epoch += 1
+        if on_epoch is not None:
+            on_epoch(net.epoch)
+
+
+def _run_round(task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]) -> Iterator[Any]:
+    return fit_round(task, params_bc, updater_bc, index, rows)
+
+
+def _score_tensor(value: float) -> Any:
+    import torch
+
+    return torch.tensor(value)
+
+
+def latest_checkpoint(path: str | Path) -> Path:
+    """The archive to resume from: ``path`` itself, or the newest ``*.zip`` in a checkpoint folder."""
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(p.glob("*.zip"), key=lambda f: f.stat().st_mtime)
+        if not found:
+            raise DataError(f"resume_from: no checkpoint archives (*.zip) in {p}")
+        return found[-1]
+    if not p.exists():
+        raise DataError(f"resume_from: {p} does not exist")
+    return p

@@ -1,0 +1,634 @@
+"""Distributed inference and evaluation: predict, evaluate, score and score_examples over a DataFrame.
+
+The driver helpers check the columns against the network before any job, broadcast the flat
+parameters once per call and run one top-level executor function per partition through
+``mapInArrow``: Arrow batch -> numpy -> ``Network`` -> Arrow columns, with no per-row Python and
+nothing collected to the driver except per-partition metric state (as JSON) or loss sums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+import numpy as np
+
+from deepspark.errors import DataError, DeepSparkError
+from deepspark.nn.functional import CLASSIFICATION_LOSSES
+from deepspark.spark._errors import is_spark_failure, raise_from_spark
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.broadcast import Broadcast
+    from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
+
+    from deepspark.config.input_types import InputType
+    from deepspark.data._arrow import ColumnSpec, LabelKind
+    from deepspark.nn import Network
+    from deepspark.nn.model import Head
+
+OutputKind = Literal["class", "vector", "scalar"]
+T = TypeVar("T")
+
+_NETWORKS: dict[str, tuple[Network, str]] = {}  # config hash -> (network, params_key of the params it holds)
+_NORMALIZERS: dict[str, Any] = {}  # normalizer JSON hash -> normalizer
+_CACHE_SIZE = 2  # models kept per Python worker: enough for predict-while-evaluating, bounded memory
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InferenceTask:
+    """Everything an executor needs besides the parameters (which travel as one broadcast of bytes)."""
+
+    config_json: str
+    graph: bool
+    params_dtype: str
+    params_key: str  # unique per call: tasks of one call in one Python worker set the parameters once
+    columns: ColumnSpec
+    normalizer_json: str | None = None
+    batch_size: int = 1024
+    output_col: str = "prediction"
+    output_kind: OutputKind = "vector"
+    probabilities_col: str | None = None
+    evaluations_json: tuple[str, ...] = ()
+    key_col: str | None = None
+    include_regularization: bool = False
+
+
+# ----------------------------------------------------------------------------------------- executor side
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    while len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def load_network(task: InferenceTask, params_bc: Broadcast[bytes]) -> Network:
+    """The compiled network for ``task.config_json`` (cached per Python worker) holding the broadcast params."""
+    import torch
+
+    key = _key(task.config_json)
+    cached = _NETWORKS.get(key)
+    if cached is None:
+        from deepspark.config.graph import GraphConfig
+        from deepspark.config.network import NetworkConfig
+        from deepspark.nn import Network
+
+        config = GraphConfig.from_json(task.config_json) if task.graph else NetworkConfig.from_json(task.config_json)
+        cached = (Network(config), "")
+    net, loaded = cached
+    if loaded != task.params_key:  # a new call: take its parameters (later tasks of the call reuse them)
+        params = np.frombuffer(params_bc.value, dtype=np.dtype(task.params_dtype))
+        net.set_params(torch.from_numpy(params.copy()))
+    _NETWORKS.pop(key, None)
+    _remember(_NETWORKS, key, (net, task.params_key))
+    return net
+
+
+def _normalizer(task: InferenceTask) -> Any:
+    if task.normalizer_json is None:
+        return None
+    key = _key(task.normalizer_json)
+    norm = _NORMALIZERS.get(key)
+    if norm is None:
+        from deepspark.data import normalizer_from_json
+
+        norm = normalizer_from_json(task.normalizer_json)
+        _remember(_NORMALIZERS, key, norm)
+    return norm
+
+
+def _float_dtype(task: InferenceTask) -> type[np.floating[Any]]:
+    return np.float64 if task.params_dtype == "float64" else np.float32
+
+
+def _where() -> str:
+    """How executor error messages name the data: the partition being read."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    return "the batch" if ctx is None else f"partition {ctx.partitionId()}"
+
+
+def _arrays(task: InferenceTask, batch: pa.RecordBatch, row_offset: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features (normalized when the model has a normalizer) and labels of one Arrow batch."""
+    from deepspark.data._arrow import record_batch_to_arrays
+
+    x, y, _ = record_batch_to_arrays(batch, task.columns, _float_dtype(task), where=_where(), row_offset=row_offset)
+    norm = _normalizer(task)
+    if norm is not None:
+        x = norm.transform(x)
+    return x, y
+
+
+def _first_output(out: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    return out[0] if isinstance(out, list) else out
+
+
+def _float_list_column(values: np.ndarray) -> pa.Array:
+    """An Arrow ``list<float>`` column (Spark's ``array<float>``) from a 2-D array, without per-row Python."""
+    import pyarrow as pa
+
+    n, width = values.shape
+    offsets = np.arange(0, n * width + 1, width, dtype=np.int32)
+    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+    return pa.ListArray.from_arrays(pa.array(offsets), flat)
+
+
+def prediction_columns(task: InferenceTask, out: np.ndarray) -> list[pa.Array]:
+    """The columns ``predict`` appends for a batch of network outputs (prediction, then probabilities)."""
+    import pyarrow as pa
+
+    out = out.reshape(out.shape[0], -1)
+    if task.output_kind == "class":
+        cols = [pa.array(np.argmax(out, axis=1).astype(np.float64))]  # first maximum, as Evaluation
+    elif task.output_kind == "scalar":
+        cols = [pa.array(out[:, 0].astype(np.float64))]
+    else:
+        cols = [_float_list_column(out)]
+    if task.probabilities_col is not None:
+        cols.append(_float_list_column(out))
+    return cols
+
+
+def predict_batches(
+    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body of ``predict``: each incoming batch comes back whole with the prediction columns appended."""
+    import pyarrow as pa
+
+    net = load_network(task, params_bc)
+    names = [task.output_col] + ([task.probabilities_col] if task.probabilities_col is not None else [])
+    width = net.heads[0].n_out
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            out = np.zeros((0, width), dtype=np.float32)
+        else:
+            x, _ = _arrays(task, batch, rows)
+            out = _first_output(net.output(x, batch_size=task.batch_size))
+            rows += batch.num_rows
+        cols = prediction_columns(task, out)
+        yield pa.RecordBatch.from_arrays([*batch.columns, *cols], names=[*batch.schema.names, *names])
+
+
+def evaluate_batches(
+    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body of ``evaluate``: one row per non-empty partition, its evaluations as a JSON list."""
+    import pyarrow as pa
+
+    from deepspark.eval import from_json
+
+    net = load_network(task, params_bc)
+    evaluations = [from_json(text) for text in task.evaluations_json]
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        x, y = _arrays(task, batch, rows)
+        net.do_evaluation(x, y, *evaluations, batch_size=task.batch_size)
+        rows += batch.num_rows
+    if rows:
+        text = json.dumps([e.to_dict() for e in evaluations], allow_nan=False, separators=(",", ":"))
+        yield pa.RecordBatch.from_arrays([pa.array([text], type=pa.string())], names=["evaluations"])
+
+
+def score_batches(
+    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body of ``score``: one row per non-empty partition, (sum of batch score x rows, rows)."""
+    import pyarrow as pa
+
+    net = load_network(task, params_bc)
+    total, rows = 0.0, 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        x, y = _arrays(task, batch, rows)
+        total += net.score(x, y, batch_size=task.batch_size) * batch.num_rows
+        rows += batch.num_rows
+    if rows:
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([total], type=pa.float64()), pa.array([rows], type=pa.int64())], names=["loss_sum", "count"]
+        )
+
+
+def example_losses(net: Network, task: InferenceTask, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Loss of every example (float64), without the mean over the batch."""
+    import torch
+
+    from deepspark.config.graph import GraphConfig
+    from deepspark.nn.functional import per_example_loss
+    from deepspark.nn.inputs import features_to_tensor, labels_to_tensor
+
+    config = net.config
+    if config is None:  # pragma: no cover - the driver only ships networks built from a config
+        raise DeepSparkError("score_examples needs a network built from a config")
+    input_type = config.input_types[0] if isinstance(config, GraphConfig) else config.input_type
+    head = net.heads[0]
+    losses = np.empty(len(x), dtype=np.float64)
+    net.model.eval()
+    with torch.no_grad():
+        for start in range(0, len(x), task.batch_size):
+            stop = start + task.batch_size
+            xt = features_to_tensor(x[start:stop], input_type, net.dtype)
+            yt = labels_to_tensor(y[start:stop], xt.shape[0], head, net.dtype)
+            preout, _ = net.model.forward_preouts([xt], [None])[0]
+            losses[start:stop] = per_example_loss(head.loss, head.activation, preout, yt).double().numpy()
+    if task.include_regularization:
+        losses += float(net.post.regularization_score())
+    return losses
+
+
+def score_examples_batches(
+    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body of ``score_examples``: the key column of each batch and the loss of each row."""
+    import pyarrow as pa
+
+    net = load_network(task, params_bc)
+    key_col = cast(str, task.key_col)
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            losses = np.zeros(0, dtype=np.float64)
+        else:
+            x, y = _arrays(task, batch, rows)
+            losses = example_losses(net, task, x, cast(np.ndarray, y))
+            rows += batch.num_rows
+        yield pa.RecordBatch.from_arrays(
+            [batch.column(key_col), pa.array(losses, type=pa.float64())], names=[key_col, task.output_col]
+        )
+
+
+def merge_evaluations_json(a: str | None, b: str | None) -> str | None:
+    """treeAggregate operator: merge two JSON lists of evaluations into one (state travels as JSON, never pickle)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    from deepspark.eval import from_dict
+
+    left = [from_dict(d) for d in json.loads(a)]
+    right = [from_dict(d) for d in json.loads(b)]
+    merged = [x.merge(y) for x, y in zip(left, right, strict=True)]
+    return json.dumps([e.to_dict() for e in merged], allow_nan=False, separators=(",", ":"))
+
+
+def _first_field(row: Any) -> str:
+    return cast(str, row[0])
+
+
+# ----------------------------------------------------------------------------------------- driver side
+
+
+def _is_classifier(head: Head) -> bool:
+    return head.n_out > 1 and (head.loss in CLASSIFICATION_LOSSES or head.activation == "softmax")
+
+
+def _check_network(net: Network, what: str, per_example: bool) -> None:
+    from deepspark.config.graph import GraphConfig
+
+    config = net.config
+    if config is None:
+        raise DeepSparkError(
+            f"{what} on Spark needs a network built from a NetworkConfig or GraphConfig; one wrapped with "
+            "Network.from_module has no config to send to the executors"
+        )
+    if isinstance(config, GraphConfig) and len(config.inputs) != 1:
+        raise DataError(
+            f"{what} on Spark reads one features column, but the graph has {len(config.inputs)} inputs "
+            f"{list(config.inputs)}; use a graph with one input"
+        )
+    if _input_type(net).form == "recurrent":
+        raise DataError(
+            f"{what} on Spark reads one feature vector per row, but the network's input is a sequence "
+            f"({_input_type(net).describe()}); sequence inputs are not supported on Spark yet"
+        )
+    if per_example and net.heads[0].recurrent:
+        raise DataError(
+            f"{what} on Spark writes one value per row, but the network's output is a sequence per example; "
+            "use evaluate() or score() for sequence outputs"
+        )
+
+
+def _input_type(net: Network) -> InputType:
+    from deepspark.config.graph import GraphConfig
+
+    config = net.config
+    return config.input_types[0] if isinstance(config, GraphConfig) else cast(Any, config).input_type
+
+
+def _resolve(
+    df: DataFrame, net: Network, features_col: str | Sequence[str], label_col: str | None, key_col: str | None = None
+) -> ColumnSpec:
+    """Column spec of ``df``, checked against the network's input size (``DataError`` on mismatch)."""
+    from pyspark.sql.types import DoubleType, FloatType
+
+    from deepspark.data.dataframe import resolve_columns
+
+    label_kind: LabelKind | None = None
+    classes = net.heads[0].loss in CLASSIFICATION_LOSSES
+    if classes and label_col is not None and label_col in df.columns:
+        # Spark ML keeps class labels as doubles: read them as class indices (resolve_columns checks they are whole).
+        floats = isinstance(df.schema[label_col].dataType, (FloatType, DoubleType))
+        label_kind = "index" if floats else None
+    spec = resolve_columns(df, features_col, label_col, key_col, label_kind=label_kind)
+    expected = int(_input_type(net).flat_size())
+    if spec.n_features != expected:
+        shown = features_col if isinstance(features_col, str) else list(features_col)
+        raise DataError(
+            f"features {shown!r} have {spec.n_features} values per row but the network's input expects {expected}; "
+            "check features_col or the config's input_type"
+        )
+    return spec
+
+
+def _needed(df: DataFrame, spec: ColumnSpec) -> DataFrame:
+    """Only the columns the executors read (less Arrow traffic); names quoted so dots are not struct paths."""
+    from pyspark.sql import functions as F
+
+    return df.select(*[F.col("`" + c.replace("`", "``") + "`") for c in spec.columns])
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise DataError(f"batch_size: expected a positive int, got {batch_size!r}")
+
+
+def _ship(df: DataFrame, net: Network, spec: ColumnSpec, batch_size: int, **fields: Any) -> tuple[InferenceTask, Any]:
+    """The task spec and ONE broadcast of the flat parameters (bytes in the network's dtype) for a call."""
+    from deepspark.config.graph import GraphConfig
+
+    config = net.config
+    normalizer = net.normalizer
+    params = net.params()
+    task = InferenceTask(
+        config_json=cast(Any, config).to_json(indent=None),
+        graph=isinstance(config, GraphConfig),
+        params_dtype=str(params.dtype),
+        params_key=uuid.uuid4().hex,
+        columns=spec,
+        normalizer_json=None if normalizer is None else normalizer.to_json(),
+        batch_size=batch_size,
+        **fields,
+    )
+    return task, df.sparkSession.sparkContext.broadcast(params.tobytes())
+
+
+def _new_columns(df: DataFrame, *names: str | None) -> None:
+    present = list(df.columns)
+    wanted = [n for n in names if n is not None]
+    for name in wanted:
+        if name in present:
+            raise DataError(f"output column {name!r} already exists in the DataFrame ({present}); choose another name")
+    if len(set(wanted)) != len(wanted):
+        raise DataError(f"output columns must differ, got {wanted}")
+
+
+def predict(
+    df: DataFrame,
+    net: Network,
+    features_col: str | Sequence[str] = "features",
+    output_col: str = "prediction",
+    probabilities_col: str | None = None,
+    batch_size: int = 1024,
+) -> DataFrame:
+    """Append the network's prediction to every row of ``df``, on the executors.
+
+    Rows, their order within partitions and every input column are kept. The prediction is the class
+    index (a double, as Spark ML) for classifiers (softmax / multi-class cross-entropy heads), else the
+    output vector as ``array<float>``, or a double when the network emits one value. The result is lazy:
+    errors raised on the executors (NaN features, say) surface at the action; pass them through
+    ``deepspark.spark._errors.raise_from_spark`` to get the ``DataError``.
+
+    Args:
+        df: Input rows.
+        net: A network built from a config; its normalizer, when set, is applied on the executors.
+        features_col: Features column (array or Vector), or numeric columns assembled in order.
+        output_col: Name of the prediction column.
+        probabilities_col: Also append the raw output vector (probabilities for classifiers) here.
+        batch_size: Rows per forward pass.
+
+    Returns:
+        ``df``'s columns plus ``output_col`` (and ``probabilities_col``).
+
+    Raises:
+        DataError: a column is missing, has the wrong width, or an output column already exists.
+
+    Example:
+        >>> predict(df, net, "features", probabilities_col="probability").show()  # doctest: +SKIP
+    """
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
+
+    _check_network(net, "predict", per_example=True)
+    _check_batch_size(batch_size)
+    _new_columns(df, output_col, probabilities_col)
+    spec = _resolve(df, net, features_col, None)
+    head = net.heads[0]
+    kind: OutputKind = "class" if _is_classifier(head) else ("scalar" if head.n_out == 1 else "vector")
+    vector = ArrayType(FloatType())
+    fields = [*df.schema.fields, StructField(output_col, vector if kind == "vector" else DoubleType())]
+    if probabilities_col is not None:
+        fields.append(StructField(probabilities_col, vector))
+    task, params_bc = _ship(
+        df, net, spec, batch_size, output_col=output_col, output_kind=kind, probabilities_col=probabilities_col
+    )
+    return df.mapInArrow(partial(predict_batches, task, params_bc), StructType(fields))
+
+
+def default_evaluations(net: Network) -> list[Any]:
+    """What ``Network.do_evaluation`` users get by default: ``Evaluation`` for classifiers, else regression."""
+    from deepspark.eval import Evaluation, EvaluationBinary, RegressionEvaluation
+
+    head = net.heads[0]
+    if _is_classifier(head):
+        return [Evaluation(n_classes=head.n_out)]
+    if head.loss == "xent" and head.activation == "sigmoid":
+        return [Evaluation(n_classes=2)] if head.n_out == 1 else [EvaluationBinary(n_columns=head.n_out)]
+    return [RegressionEvaluation(n_columns=head.n_out)]
+
+
+def _run(what: str, action: Callable[[], T]) -> T:
+    """Run a Spark action, turning executor failures into ``DataError`` / ``DistributedTrainingError``."""
+    try:
+        return action()
+    except Exception as e:
+        if is_spark_failure(e):
+            raise_from_spark(e, what)
+        raise
+
+
+def evaluate(
+    df: DataFrame,
+    net: Network,
+    features_col: str | Sequence[str] = "features",
+    label_col: str = "label",
+    evaluations: Sequence[Any] | None = None,
+    batch_size: int = 1024,
+    aggregation_depth: int = 2,
+) -> list[Any]:
+    """Evaluate ``net`` on ``df``: each partition fills its own evaluations, merged with a treeAggregate.
+
+    Evaluation state crosses processes only as JSON. The given evaluations must be empty (DL4J's
+    ``emptyEvaluations``); they receive the merged result, as with ``Network.do_evaluation``.
+
+    Args:
+        df: Rows with features and labels.
+        net: A network built from a config.
+        features_col: Features column (array or Vector), or numeric columns assembled in order.
+        label_col: Label column (class index, one-hot/array, or number).
+        evaluations: deepspark evaluations; default ``Evaluation`` for classifiers, else ``RegressionEvaluation``.
+        batch_size: Rows per forward pass.
+        aggregation_depth: Depth of the treeAggregate.
+
+    Returns:
+        The evaluations, filled.
+
+    Raises:
+        DataError: bad columns (before any job), or bad values found on the executors (NaN, class out of range).
+        DistributedTrainingError: the job failed for another reason.
+
+    Example:
+        >>> print(evaluate(df, net, "features", "label")[0].stats())  # doctest: +SKIP
+    """
+    from deepspark.eval import BaseEvaluation
+
+    _check_network(net, "evaluate", per_example=False)
+    _check_batch_size(batch_size)
+    evals = list(evaluations) if evaluations is not None else default_evaluations(net)
+    if not evals:
+        raise DataError("evaluations: expected at least one evaluation, got an empty list")
+    for i, e in enumerate(evals):
+        if not isinstance(e, BaseEvaluation):
+            raise DataError(f"evaluations[{i}]: expected a deepspark evaluation, got {type(e).__name__}")
+        if e.num_examples() > 0:
+            raise DataError(
+                f"evaluations[{i}] already holds {e.num_examples()} examples; pass empty evaluations "
+                "(every partition starts from a copy)"
+            )
+    spec = _resolve(df, net, features_col, label_col)
+    task, params_bc = _ship(df, net, spec, batch_size, evaluations_json=tuple(e.to_json() for e in evals))
+    try:
+        rows = (
+            _needed(df, spec)
+            .mapInArrow(partial(evaluate_batches, task, params_bc), "evaluations string")
+            .rdd.map(_first_field)
+        )
+        merged = _run(
+            "evaluate",
+            lambda: rows.treeAggregate(None, merge_evaluations_json, merge_evaluations_json, depth=aggregation_depth),
+        )
+    finally:
+        params_bc.unpersist()
+    if merged is not None:
+        from deepspark.eval import from_dict
+
+        for e, d in zip(evals, json.loads(merged), strict=True):
+            e.merge(from_dict(d))
+    return evals
+
+
+def score(
+    df: DataFrame,
+    net: Network,
+    features_col: str | Sequence[str] = "features",
+    label_col: str = "label",
+    batch_size: int = 1024,
+) -> float:
+    """Mean loss of ``net`` over every row of ``df`` (plus regularization), as ``Network.score``.
+
+    Raises:
+        DataError: bad columns, an empty DataFrame, or bad values found on the executors.
+        DistributedTrainingError: the job failed for another reason.
+
+    Example:
+        >>> score(df, net, "features", "label")  # doctest: +SKIP
+        0.4213
+    """
+    _check_network(net, "score", per_example=False)
+    _check_batch_size(batch_size)
+    spec = _resolve(df, net, features_col, label_col)
+    task, params_bc = _ship(df, net, spec, batch_size)
+    try:
+        parts = _needed(df, spec).mapInArrow(partial(score_batches, task, params_bc), "loss_sum double, count long")
+        row = _run("score", lambda: parts.groupBy().sum("loss_sum", "count").collect()[0])
+    finally:
+        params_bc.unpersist()
+    count = row[1]
+    if not count:
+        raise DataError("score: the DataFrame has no rows")
+    return float(row[0]) / int(count)
+
+
+def score_examples(
+    df: DataFrame,
+    net: Network,
+    features_col: str | Sequence[str] = "features",
+    label_col: str = "label",
+    key_col: str = "id",
+    output_col: str = "score",
+    batch_size: int = 1024,
+    include_regularization: bool = False,
+) -> DataFrame:
+    """The loss of every example, keyed (DL4J's ``scoreExamples`` / ``feedForwardWithKey``).
+
+    Lazy like ``predict``: executor errors surface at the action.
+
+    Args:
+        df: Rows with features, labels and a key.
+        net: A network built from a config.
+        features_col: Features column (array or Vector), or numeric columns assembled in order.
+        label_col: Label column.
+        key_col: Column copied to the output to identify each row.
+        output_col: Name of the loss column (double).
+        batch_size: Rows per forward pass.
+        include_regularization: Add the network's regularization term to every loss.
+
+    Returns:
+        A DataFrame of (``key_col``, ``output_col``), one row per input row.
+
+    Example:
+        >>> score_examples(df, net, key_col="id").orderBy("score", ascending=False).show(5)  # doctest: +SKIP
+    """
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    _check_network(net, "score_examples", per_example=True)
+    _check_batch_size(batch_size)
+    spec = _resolve(df, net, features_col, label_col, key_col)
+    if output_col == key_col:
+        raise DataError(f"output_col and key_col are both {key_col!r}; choose another output_col")
+    schema: StructType = StructType([df.schema[key_col], StructField(output_col, DoubleType())])
+    task, params_bc = _ship(
+        df, net, spec, batch_size, output_col=output_col, key_col=key_col, include_regularization=include_regularization
+    )
+    return _needed(df, spec).mapInArrow(partial(score_examples_batches, task, params_bc), schema)
+
+
+__all__ = [
+    "InferenceTask",
+    "default_evaluations",
+    "evaluate",
+    "evaluate_batches",
+    "example_losses",
+    "load_network",
+    "merge_evaluations_json",
+    "predict",
+    "predict_batches",
+    "prediction_columns",
+    "score",
+    "score_batches",
+    "score_examples",
+    "score_examples_batches",
+]

@@ -1,0 +1,139 @@
+"""SparkNetwork + ParameterAveraging on local[2]: equivalence with single-machine training, stats, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output, Sgd
+from deepspark.errors import DataError
+from deepspark.nn import Network
+from deepspark.spark import ParameterAveraging, SparkNetwork
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def _conf(seed: int, updater: object = None) -> NetworkConfig:
+    return NetworkConfig(
+        seed=seed,
+        updater=updater or Adam(learning_rate=1e-2),  # type: ignore[arg-type]
+        input_type=InputType.feed_forward(6),
+        layers=(Dense(n_out=8, activation="tanh"), Output(n_out=3)),
+    )
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.3)
+    return x, y
+
+
+def _frame(spark: SparkSession, x: np.ndarray, y: np.ndarray, partitions: int = 2) -> DataFrame:
+    import pandas as pd
+
+    pdf = pd.DataFrame({"id": np.arange(len(x)), "features": list(x.astype(np.float64)), "label": y})
+    return spark.createDataFrame(pdf).repartition(partitions).sortWithinPartitions("id").orderBy("id")
+
+
+def test_spark_fit_one_worker_equals_single_machine_fit(spark: SparkSession, seed: int) -> None:
+    x, y = _data(96, seed)
+    master = ParameterAveraging(num_workers=1, batch_size_per_worker=16, averaging_frequency=3, seed=seed)
+    trained = SparkNetwork(spark, _conf(seed), master).fit(_frame(spark, x, y), epochs=2)
+    local = Network(_conf(seed)).fit(x, y, epochs=2, batch_size=16)
+    np.testing.assert_allclose(trained.params(), local.params(), atol=1e-6)
+    assert trained.iteration == local.iteration
+
+
+def test_spark_fit_two_workers_sgd_equals_one_step_with_averaged_gradient(spark: SparkSession, seed: int) -> None:
+    x, y = _data(16, seed)
+    master = ParameterAveraging(num_workers=2, batch_size_per_worker=8, averaging_frequency=1, seed=seed)
+    trained = SparkNetwork(spark, _conf(seed, Sgd(learning_rate=0.1)), master).fit(_frame(spark, x, y), epochs=1)
+    local = Network(_conf(seed, Sgd(learning_rate=0.1))).fit(x, y, epochs=1, batch_size=16, shuffle=False)
+    np.testing.assert_allclose(trained.params(), local.params(), atol=1e-5)
+
+
+def test_spark_fit_collects_stats_summary_timeline_and_advice(spark: SparkSession, tmp_path: Path) -> None:
+    x, y = _data(64, 0)
+    master = ParameterAveraging(
+        num_workers=2, batch_size_per_worker=8, averaging_frequency=2, collect_training_stats=True
+    )
+    spark_net = SparkNetwork(spark, _conf(0), master)
+    spark_net.fit(_frame(spark, x, y), epochs=1)
+    stats = spark_net.training_stats()
+    phases = set(stats.phase_totals())
+    assert {"count", "repartition", "broadcast", "map", "process_params"} <= phases
+    assert {"broadcast_get", "model_init", "data_fetch", "fit"} <= phases
+    assert set(stats.workers()) == {0, 1}
+    assert "fit" in stats.summary()
+    html = stats.export_html(tmp_path / "timeline.html")
+    assert html.stat().st_size > 1000
+    assert stats.advice()
+
+
+def test_spark_fit_checkpoint_resume_equals_uninterrupted(spark: SparkSession, tmp_path: Path) -> None:
+    x, y = _data(64, 1)
+    df = _frame(spark, x, y)
+    master = ParameterAveraging(num_workers=2, batch_size_per_worker=8, averaging_frequency=2, seed=1)
+    straight = SparkNetwork(spark, _conf(1), master).fit(df, epochs=2)
+    first = SparkNetwork(spark, _conf(1), master)
+    first.fit(df, epochs=1, checkpoint_dir=tmp_path / "ckpt")
+    assert list((tmp_path / "ckpt").glob("*.zip"))
+    resumed = SparkNetwork(spark, _conf(1), master).fit(df, epochs=1, resume_from=tmp_path / "ckpt")
+    np.testing.assert_array_equal(resumed.params(), straight.params())
+
+
+def test_spark_fit_two_workers_accuracy_close_to_single_machine(spark: SparkSession) -> None:
+    x, y = _data(400, 3)
+    master = ParameterAveraging(num_workers=2, batch_size_per_worker=16, averaging_frequency=4, seed=3)
+    net = SparkNetwork(spark, _conf(3), master).fit(_frame(spark, x[:300], y[:300]), epochs=15)
+    local = Network(_conf(3)).fit(x[:300], y[:300], epochs=15, batch_size=16)
+    spark_acc = net.evaluate(x[300:], y[300:]).accuracy()
+    assert spark_acc > 0.75
+    # averaging every 4 steps makes half as many effective updates per epoch as one machine: allow some lag
+    assert spark_acc >= local.evaluate(x[300:], y[300:]).accuracy() - 0.1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "phrase"),
+    [
+        (lambda df: df.withColumnRenamed("features", "feats"), "available"),
+        (lambda df: df.limit(0), "no rows|empty"),
+    ],
+)
+def test_spark_fit_bad_frames_raise_data_error(spark: SparkSession, mutate: object, phrase: str) -> None:
+    x, y = _data(20, 0)
+    df = mutate(_frame(spark, x, y))  # type: ignore[operator]
+    with pytest.raises(DataError, match=phrase):
+        SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2)).fit(df)
+
+
+def test_spark_fit_label_out_of_range_raises_data_error(spark: SparkSession) -> None:
+    x, y = _data(20, 0)
+    y[3] = 7
+    with pytest.raises(DataError, match="out of range"):
+        SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2)).fit(_frame(spark, x, y))
+
+
+def test_spark_fit_wrong_feature_width_raises_data_error(spark: SparkSession) -> None:
+    x, y = _data(20, 0)
+    conf = NetworkConfig(input_type=InputType.feed_forward(5), layers=(Output(n_out=3),))
+    with pytest.raises(DataError, match="expects 5"):
+        SparkNetwork(spark, conf, ParameterAveraging(num_workers=2)).fit(_frame(spark, x, y))
+
+
+def test_spark_fit_more_workers_than_rows_raises_data_error(spark: SparkSession) -> None:
+    x, y = _data(3, 0)
+    with pytest.raises(DataError, match="num_workers"):
+        SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=4)).fit(_frame(spark, x, y))
+
+
+def test_spark_fit_nan_features_raise_data_error(spark: SparkSession) -> None:
+    x, y = _data(20, 0)
+    x[5, 2] = np.nan
+    with pytest.raises(DataError, match="NaN|null"):  # pandas NaN inside arrays arrives as a null element
+        SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2)).fit(_frame(spark, x, y))
