@@ -53,7 +53,10 @@ test: venv
 	@failed=(); \
 	$(BIN)/ruff check deepspark tests || failed+=(ruff); \
 	$(BIN)/mypy || failed+=(mypy); \
-	$(BIN)/pytest $(PYTEST_ARGS) || failed+=("pytest (exit $$?)"); \
+	start=$$(date +%s); \
+	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS) || failed+=("pytest (exit $$?)"); \
+	$(BIN)/pytest -m cluster tests/cluster $(PYTEST_ARGS) || failed+=("pytest cluster (exit $$?)"); \
+	echo "suite time: $$(( $$(date +%s) - start )) s"; \
 	if [ $${#failed[@]} -gt 0 ]; then echo "make test FAILED: $${failed[*]}" >&2; exit 1; fi
 
 bench: venv

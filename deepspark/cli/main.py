@@ -53,15 +53,11 @@ class ProgressBar(TrainingListener):
         self.stream.flush()
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo_config(seed: int) -> Any:
     from deepspark.config import Adam, Conv2D, Dense, InputType, NetworkConfig, Output, Subsampling
-    from deepspark.data import load_digits, train_test_split
-    from deepspark.nn import Network
 
-    x, y = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_fraction=0.2, seed=args.seed, stratify=True)
-    conf = NetworkConfig(
-        seed=args.seed,
+    return NetworkConfig(
+        seed=seed,
         updater=Adam(learning_rate=2e-3),
         input_type=InputType.convolutional_flat(8, 8, 1),
         layers=(
@@ -71,19 +67,139 @@ def _demo(args: argparse.Namespace) -> int:
             Output(n_out=10, activation="softmax", loss="mcxent"),
         ),
     )
-    net = Network(conf)
-    print(net.summary())
-    batch = 32
-    steps = args.epochs * -(-len(x_train) // batch)
-    net.add_listeners(ProgressBar(steps))
-    net.fit(x_train, y_train, epochs=args.epochs, batch_size=batch)
-    evaluation = net.evaluate(x_test, y_test)
-    print(evaluation.stats())
+
+
+class RoundProgress:
+    """A one-line progress bar over averaging rounds: round, epoch, score and examples/s."""
+
+    def __init__(self, total_rounds: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total = max(total_rounds, 1)
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.width = width
+
+    def __call__(self, info: Any) -> None:
+        self.done += 1
+        filled = int(min(self.done / self.total, 1.0) * self.width)
+        rate = info.examples / max(info.seconds, 1e-9)
+        self.stream.write(
+            f"\r[{'#' * filled}{'-' * (self.width - filled)}] round {self.done}/{self.total} "
+            f"epoch {info.epoch + 1} score {info.score:.4f} {rate:,.0f} examples/s"
+        )
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from deepspark.data import load_digits, train_test_split
+    from deepspark.nn import Network
+
+    x, y = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_fraction=0.2, seed=args.seed, stratify=True)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     archive = out / "digits-cnn.zip"
-    net.save(archive)
-    print(f"model archive: {archive}")
+    if args.no_spark:
+        net = Network(_demo_config(args.seed))
+        print(net.summary())
+        steps = args.epochs * -(-len(x_train) // 32)
+        net.add_listeners(ProgressBar(steps))
+        net.fit(x_train, y_train, epochs=args.epochs, batch_size=32)
+        print(net.evaluate(x_test, y_test).stats())
+        net.save(archive)
+        print(f"model archive: {archive}")
+        return 0
+    return _demo_spark(args, x_train, y_train, x_test, y_test, out, archive)
+
+
+def _frame(spark: Any, x: np.ndarray, y: np.ndarray, partitions: int) -> Any:
+    """A DataFrame with an ``array<float>`` features column and an int label, built through Arrow."""
+    import pyarrow as pa
+
+    flat = pa.array(x.astype(np.float32).reshape(-1))
+    features = pa.FixedSizeListArray.from_arrays(flat, x.shape[1]).cast(pa.list_(pa.float32()))
+    table = pa.table({"features": features, "label": pa.array(y.astype(np.int64))})
+    return spark.createDataFrame(table.to_pandas()).repartition(partitions)
+
+
+def _demo_spark(
+    args: argparse.Namespace,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    out: Path,
+    archive: Path,
+) -> int:
+    import math
+
+    from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
+
+    spark = local_spark(args.master, app_name="deepspark-demo")
+    try:
+        workers = int(spark.sparkContext.defaultParallelism)
+        master = ParameterAveraging(
+            batch_size_per_worker=32,
+            averaging_frequency=5,
+            num_workers=workers,
+            collect_training_stats=True,
+            seed=args.seed,
+        )
+        spark_net = SparkNetwork(spark, _demo_config(args.seed), master)
+        print(spark_net.network.summary())
+        print(f"training on Spark ({args.master}, {workers} workers, parameter averaging every 5 minibatches)")
+        per_worker = math.ceil(len(x_train) / workers)
+        rounds = args.epochs * math.ceil(math.ceil(per_worker / 32) / 5)
+        train_df = _frame(spark, x_train, y_train, workers)
+        net = spark_net.fit(train_df, epochs=args.epochs, on_round=RoundProgress(rounds))
+        evaluation = spark_net.evaluate(_frame(spark, x_test, y_test, workers))
+        print(evaluation.stats())
+        stats = spark_net.training_stats()
+        print(stats.summary())
+        print("advice:")
+        for finding in stats.advice():
+            print(f"  [{finding.severity}] {finding.title}: {finding.detail}")
+        net.save(archive)
+        timeline = stats.export_html(out / "timeline.html")
+        print(f"model archive: {archive}")
+        print(f"training timeline: {timeline}")
+    finally:
+        spark.stop()
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from deepspark.config._spec import Spec
+    from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
+
+    config_path = Path(args.config)
+    if not config_path.exists():
+        raise FileNotFoundError(f"no such config file: {args.config}")
+    config = Spec.from_json(config_path.read_bytes())
+    master = (
+        ParameterAveraging.from_json(Path(args.master_config).read_bytes())
+        if args.master_config
+        else ParameterAveraging(batch_size_per_worker=args.batch_size, averaging_frequency=args.averaging_frequency)
+    )
+    data = Path(args.data)
+    if not data.exists():
+        raise FileNotFoundError(f"no such data path: {args.data}")
+    spark = local_spark(args.master, app_name="deepspark-train")
+    try:
+        if data.suffix.lower() == ".csv":
+            df = spark.read.csv(str(data), header=True, inferSchema=True)
+        else:
+            df = spark.read.parquet(str(data))
+        features: str | list[str] = args.features_col.split(",") if "," in args.features_col else args.features_col
+        spark_net = SparkNetwork(spark, config, master)  # type: ignore[arg-type]
+        net = spark_net.fit(df, features_col=features, label_col=args.label_col, epochs=args.epochs)
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        net.save(out)
+        print(f"trained {args.epochs} epoch(s); model archive: {out}")
+    finally:
+        spark.stop()
     return 0
 
 
@@ -146,8 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train a small CNN on the built-in digits and save an archive")
     demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--output", default="demo-output", help="folder for the archive")
+    demo.add_argument("--output", default="demo-output", help="folder for the archive and the timeline")
+    demo.add_argument("--master", default="local[*]", help="Spark master URL (default: local[*])")
+    demo.add_argument("--no-spark", action="store_true", help="train on this machine only, without Spark")
     demo.set_defaults(func=_demo)
+    train = sub.add_parser("train", help="train a network config on Parquet or CSV data with Spark")
+    train.add_argument("--config", required=True, help="network config JSON (NetworkConfig.to_json)")
+    train.add_argument("--data", required=True, help="Parquet directory/file or CSV file")
+    train.add_argument("--features-col", default="features", help="array/vector column, or comma-separated columns")
+    train.add_argument("--label-col", default="label")
+    train.add_argument("--master", default="local[*]")
+    train.add_argument("--epochs", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=32, help="minibatch size per worker")
+    train.add_argument("--averaging-frequency", type=int, default=5)
+    train.add_argument("--master-config", default=None, help="ParameterAveraging JSON (overrides the two above)")
+    train.add_argument("--output", default="model.zip")
+    train.set_defaults(func=_train)
     summ = sub.add_parser("summary", help="print the layer table of an archive or a config JSON")
     summ.add_argument("path")
     summ.add_argument("--batch-size", type=int, default=0, help="also print the memory estimate at this batch size")

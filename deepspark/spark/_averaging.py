@@ -20,7 +20,7 @@ from deepspark.errors import DataError
 from deepspark.spark._errors import is_spark_failure, raise_from_spark
 from deepspark.spark._worker import RoundResult, RoundTask, add_results, fit_round
 from deepspark.spark.masters import ParameterAveraging
-from deepspark.spark.stats import PhaseEvent, TrainingStats, decode_events
+from deepspark.spark.stats import PHASE_RETRY, PhaseEvent, TrainingStats, decode_events
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from deepspark.nn import Network
 
 log = logging.getLogger("deepspark")
+
+JOB_GROUP = "deepspark-averaging"
+"""Spark job group of the averaging rounds (visible in the Spark UI; lets tools find the running round)."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ def train(
             )
 
     global_round = 0
+    seen_jobs: set[int] = set(sc.statusTracker().getJobIdsForGroup(JOB_GROUP))
     for _ in range(epochs):
         for r in range(rounds):
             t_round = time.time()
@@ -268,6 +272,7 @@ def train(
                 collect_stats=stats is not None,
             )
             t0 = time.time()
+            sc.setJobGroup(JOB_GROUP, f"deepspark averaging round {global_round} (epoch {net.epoch})")
             try:
                 result: RoundResult | None = data.rdd.mapPartitionsWithIndex(
                     partial(_run_round, task, params_bc, updater_bc)
@@ -280,6 +285,8 @@ def train(
                 params_bc.unpersist()
                 updater_bc.unpersist()
             driver_event("map", t0, global_round)
+            if stats is not None:
+                _record_retries(sc, seen_jobs, stats, global_round, host, pid)
             if result is None:
                 global_round += 1
                 continue
@@ -312,6 +319,38 @@ def train(
         net.epoch += 1
         if on_epoch is not None:
             on_epoch(net.epoch)
+
+
+def _record_retries(sc: Any, seen_jobs: set[int], stats: TrainingStats, rnd: int, host: str, pid: int) -> None:
+    """Add a driver ``retry`` event when the round's job had failed tasks or re-attempted stages."""
+    tracker = sc.statusTracker()
+    failed, attempt = 0, 0
+    for job in set(tracker.getJobIdsForGroup(JOB_GROUP)) - seen_jobs:
+        seen_jobs.add(job)
+        info = tracker.getJobInfo(job)
+        for stage_id in info.stageIds if info is not None else []:
+            stage = tracker.getStageInfo(stage_id)
+            if stage is not None:
+                failed += stage.numFailedTasks
+                attempt = max(attempt, stage.currentAttemptId)
+    if failed or attempt:
+        now = time.time()
+        stats.add(
+            [
+                PhaseEvent(
+                    phase=PHASE_RETRY,
+                    side="driver",
+                    worker=-1,
+                    host=host,
+                    pid=pid,
+                    start=now,
+                    duration=0.0,
+                    round=rnd,
+                    attempt=max(attempt, 1),
+                    detail={"failed_tasks": failed, "stage_attempt": attempt},
+                )
+            ]
+        )
 
 
 def _run_round(task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]) -> Iterator[Any]:

@@ -75,7 +75,7 @@ def fit_round(
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
-    attempt = ctx.attemptNumber() if ctx is not None else 0
+    attempt = ctx.attemptNumber() if ctx is not None else 0  # > 0 when Spark retried this task
     host, pid = socket.gethostname(), os.getpid()
     events: list[PhaseEvent] = []
 

@@ -40,6 +40,7 @@ PHASE_ENCODE = "encode"
 PHASE_EXCHANGE = "exchange"
 PHASE_DECODE = "decode"
 PHASE_COMPUTE = "compute"
+PHASE_RETRY = "retry"
 
 DRIVER_PHASES: tuple[str, ...] = (
     PHASE_COUNT,
@@ -531,8 +532,17 @@ class TrainingStats:
         return out
 
     def retried_tasks(self) -> list[RetriedTask]:
-        """Each (round, worker, attempt) with ``attempt > 0``, i.e. a task Spark ran again, sorted."""
-        seen = {(e.round, e.worker, e.attempt): e.host for e in self._events if e.side == "worker" and e.attempt > 0}
+        """Each (round, worker, attempt) with ``attempt > 0``, i.e. a task Spark ran again, sorted.
+
+        Worker events carry the task's attempt number. A task re-run in a new attempt of its stage (a lost
+        executor takes its shuffle output along) restarts at attempt 0, so the driver also records a
+        ``retry`` event (worker -1: the driver cannot tell which partition) when a round's stages failed tasks.
+        """
+        seen = {
+            (e.round, e.worker, e.attempt): e.host
+            for e in self._events
+            if e.attempt > 0 and (e.side == "worker" or e.phase == PHASE_RETRY)
+        }
         return [RetriedTask(r, w, a, h) for (r, w, a), h in sorted(seen.items())]
 
     def summary(self) -> str:

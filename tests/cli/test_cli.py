@@ -13,7 +13,7 @@ from deepspark.config import Dense, InputType, NetworkConfig, Output
 @pytest.fixture(scope="module")
 def demo_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--epochs", "1", "--output", str(out)]) == 0
+    assert main(["demo", "--no-spark", "--epochs", "1", "--output", str(out)]) == 0
     return out / "digits-cnn.zip"
 
 

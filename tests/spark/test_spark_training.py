@@ -135,5 +135,5 @@ def test_spark_fit_more_workers_than_rows_raises_data_error(spark: SparkSession)
 def test_spark_fit_nan_features_raise_data_error(spark: SparkSession) -> None:
     x, y = _data(20, 0)
     x[5, 2] = np.nan
-    with pytest.raises(DataError, match="NaN|null"):  # pandas NaN inside arrays arrives as a null element
+    with pytest.raises(DataError, match=r"NaN|null"):  # pandas NaN inside arrays arrives as a null element
         SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2)).fit(_frame(spark, x, y))
