@@ -145,6 +145,7 @@ def resolve_columns(
     key_col: str | None = None,
     *,
     label_kind: LabelKind | None = None,
+    expected_features: int | None = None,
 ) -> ColumnSpec:
     """Inspect a DataFrame's schema and data once and describe how to read its features and labels.
 
@@ -162,6 +163,9 @@ def resolve_columns(
             (``"index"``), float/double columns regression targets (``"scalar_float"``) and
             array/vector columns ``"array"``. Spark ML keeps class labels as doubles: pass
             ``"index"`` for those (whole-number values are checked here).
+        expected_features: For unlabeled reads (inference): trust this width and check the schema
+            only, skipping the data pass. Executors still check every batch's widths and nulls, so bad
+            rows fail at the action instead of here, and a lazy ``predict`` costs no extra job.
 
     Returns:
         The ColumnSpec for `to_blocks`, `record_batch_to_arrays` and friends.
@@ -221,6 +225,20 @@ def resolve_columns(
         raise ConfigError(f"label_kind={label_kind!r} needs a label_col", "label_kind")
     if key_col is not None:
         _field_type(df, key_col, "key")
+    if expected_features is not None and label_col is None:
+        if feature_kind == "columns" and len(names) != expected_features:
+            raise DataError(
+                f"features {names} are {len(names)} columns but {expected_features} values per row are expected"
+            )
+        return ColumnSpec(
+            features=tuple(names),
+            feature_kind=feature_kind,
+            n_features=expected_features,
+            label=None,
+            label_kind="none",
+            n_label_values=0,
+            key=key_col,
+        )
 
     checked = [*names, *([label_col] if label_col is not None else [])]
     exprs: list[Column] = [F.count(F.lit(1)).alias("rows")]

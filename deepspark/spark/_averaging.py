@@ -14,8 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from deepspark.errors import DataError
 from deepspark.spark._errors import is_spark_failure, raise_from_spark
 from deepspark.spark._worker import RoundResult, RoundTask, add_results, fit_round
@@ -252,15 +250,15 @@ def train(
         for r in range(rounds):
             t_round = time.time()
             t0 = time.time()
-            params_bc = sc.broadcast(net.params().astype(np.float32, copy=False).tobytes())
+            params_bc = sc.broadcast(_wire_bytes(net.flat.params))
             with_updater = master.save_updater and net.updater.state.numel() > 0
-            upd_bytes = net.updater_state().astype(np.float32, copy=False).tobytes() if with_updater else b""
-            updater_bc = sc.broadcast(upd_bytes)
+            updater_bc = sc.broadcast(_wire_bytes(net.updater.state)) if with_updater else None
             driver_event("broadcast", t0, global_round)
             task = RoundTask(
                 fit_id=data.fit_id,
                 config_json=config_json,
                 spec=data.spec,
+                dtype=str(net.flat.params.dtype).replace("torch.", ""),
                 epoch=net.epoch,
                 round=global_round,
                 iteration=net.iteration,
@@ -283,7 +281,8 @@ def train(
                 raise
             finally:
                 params_bc.unpersist()
-                updater_bc.unpersist()
+                if updater_bc is not None:
+                    updater_bc.unpersist()
             driver_event("map", t0, global_round)
             if stats is not None:
                 _record_retries(sc, seen_jobs, stats, global_round, host, pid)
@@ -319,6 +318,11 @@ def train(
         net.epoch += 1
         if on_epoch is not None:
             on_epoch(net.epoch)
+
+
+def _wire_bytes(t: Any) -> bytes:
+    """A flat buffer as raw bytes in its own dtype (one copy)."""
+    return bytes(t.detach().numpy().tobytes())
 
 
 def _record_retries(sc: Any, seen_jobs: set[int], stats: TrainingStats, rnd: int, host: str, pid: int) -> None:

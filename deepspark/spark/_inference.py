@@ -331,7 +331,12 @@ def _input_type(net: Network) -> InputType:
 
 
 def _resolve(
-    df: DataFrame, net: Network, features_col: str | Sequence[str], label_col: str | None, key_col: str | None = None
+    df: DataFrame,
+    net: Network,
+    features_col: str | Sequence[str],
+    label_col: str | None,
+    key_col: str | None = None,
+    scan: bool = True,
 ) -> ColumnSpec:
     """Column spec of ``df``, checked against the network's input size (``DataError`` on mismatch)."""
     from pyspark.sql.types import DoubleType, FloatType
@@ -344,8 +349,10 @@ def _resolve(
         # Spark ML keeps class labels as doubles: read them as class indices (resolve_columns checks they are whole).
         floats = isinstance(df.schema[label_col].dataType, (FloatType, DoubleType))
         label_kind = "index" if floats else None
-    spec = resolve_columns(df, features_col, label_col, key_col, label_kind=label_kind)
     expected = int(_input_type(net).flat_size())
+    spec = resolve_columns(
+        df, features_col, label_col, key_col, label_kind=label_kind, expected_features=None if scan else expected
+    )
     if spec.n_features != expected:
         shown = features_col if isinstance(features_col, str) else list(features_col)
         raise DataError(
@@ -435,7 +442,7 @@ def predict(
     _check_network(net, "predict", per_example=True)
     _check_batch_size(batch_size)
     _new_columns(df, output_col, probabilities_col)
-    spec = _resolve(df, net, features_col, None)
+    spec = _resolve(df, net, features_col, None, scan=False)  # lazy: widths are checked per batch on executors
     head = net.heads[0]
     kind: OutputKind = "class" if _is_classifier(head) else ("scalar" if head.n_out == 1 else "vector")
     vector = ArrayType(FloatType())

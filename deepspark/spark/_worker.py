@@ -31,6 +31,7 @@ class RoundTask:
     fit_id: str
     config_json: str
     spec: ColumnSpec
+    dtype: str  # of the flat buffers on the wire: the network's own
     epoch: int
     round: int
     iteration: int
@@ -97,8 +98,8 @@ def fit_round(
             )
 
     t0 = time.time()
-    params = np.frombuffer(params_bc.value, dtype=np.float32)
-    state = np.frombuffer(updater_bc.value, dtype=np.float32) if task.with_updater else None
+    params = np.frombuffer(params_bc.value, dtype=np.dtype(task.dtype))
+    state = np.frombuffer(updater_bc.value, dtype=np.dtype(task.dtype)) if updater_bc is not None else None
     record("broadcast_get", t0)
 
     t0 = time.time()
