@@ -24,12 +24,12 @@ _SPARK_SIDE = {
     "ColumnSpec": "deepspark.data._arrow",
     "record_batch_to_arrays": "deepspark.data._arrow",
     "blocks_to_arrays": "deepspark.data._arrow",
-    "ExportInfo": "deepspark.data.dataframe",
+    "ExportInfo": "deepspark.data.export",
     "resolve_columns": "deepspark.data.dataframe",
     "to_blocks": "deepspark.data.dataframe",
     "dataframe_to_arrays": "deepspark.data.dataframe",
-    "export_minibatches": "deepspark.data.dataframe",
-    "read_exported": "deepspark.data.dataframe",
+    "export_minibatches": "deepspark.data.export",
+    "read_exported": "deepspark.data.export",
     "executor_error": "deepspark.data.dataframe",
 }
 

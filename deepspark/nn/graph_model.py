@@ -30,7 +30,7 @@ from deepspark.config.layers import Embedding, EmbeddingSequence
 from deepspark.errors import DataError
 from deepspark.nn.functional import activation_fn
 from deepspark.nn.layers import CompiledLayer, Masked, OutputLayer, preprocess
-from deepspark.nn.model import TORCH_DTYPES, Head, ParamRole, build_layer
+from deepspark.nn.model import TORCH_DTYPES, Head, ParamRole, build_layer, layer_roles
 
 
 def _first_mask(ins: list[Masked]) -> Tensor | None:
@@ -198,14 +198,7 @@ class GraphModel(nn.Module):
 
     def param_roles(self) -> dict[str, ParamRole]:
         """Role of every parameter and buffer, keyed by its ``named_parameters`` name."""
-        roles: dict[str, ParamRole] = {}
-        for i, layer in enumerate(self.compiled):
-            weights = set(layer.weight_names())
-            for name, _ in layer.named_parameters():
-                roles[f"layers.{i}.{name}"] = ParamRole(i, self.layer_names[i], name in weights)
-            for name, _ in layer.named_buffers():
-                roles[f"layers.{i}.{name}"] = ParamRole(i, self.layer_names[i], False)
-        return roles
+        return layer_roles(self.compiled, self.layer_names)
 
     def forward(self, *inputs: Tensor, masks: Sequence[Tensor | None] = ()) -> list[Tensor]:
         """Activated outputs, one per graph output (what ``Network.output`` returns), for inputs in ``inputs`` order."""

@@ -42,6 +42,18 @@ class ParamRole:
     is_weight: bool
 
 
+def layer_roles(compiled: list[CompiledLayer], names: list[str]) -> dict[str, ParamRole]:
+    """Roles of the parameters and buffers of compiled layers held in a ``ModuleList`` named ``layers``."""
+    roles: dict[str, ParamRole] = {}
+    for i, layer in enumerate(compiled):
+        weights = set(layer.weight_names())
+        for name, _ in layer.named_parameters():
+            roles[f"layers.{i}.{name}"] = ParamRole(i, names[i], name in weights)
+        for name, _ in layer.named_buffers():
+            roles[f"layers.{i}.{name}"] = ParamRole(i, names[i], False)
+    return roles
+
+
 def build_layer(plan: LayerPlan, dtype: torch.dtype) -> CompiledLayer:
     """Compile one planned layer."""
     return BUILDERS[type(plan.layer)](plan, dtype)
@@ -84,14 +96,7 @@ class SequentialModel(nn.Module):
 
     def param_roles(self) -> dict[str, ParamRole]:
         """Role of every parameter and buffer, keyed by its ``named_parameters`` name."""
-        roles: dict[str, ParamRole] = {}
-        for i, layer in enumerate(self.compiled):
-            weights = set(layer.weight_names())
-            for name, _ in layer.named_parameters():
-                roles[f"layers.{i}.{name}"] = ParamRole(i, self.layer_names[i], name in weights)
-            for name, _ in layer.named_buffers():
-                roles[f"layers.{i}.{name}"] = ParamRole(i, self.layer_names[i], False)
-        return roles
+        return layer_roles(self.compiled, self.layer_names)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Activated output of the network (what ``Network.output`` returns)."""

@@ -175,7 +175,7 @@ def prepare_exported(
     """Training blocks from minibatches written by ``export_minibatches``: minibatch j goes to worker j % W."""
     from pyspark import StorageLevel
 
-    from deepspark.data.dataframe import read_exported
+    from deepspark.data.export import read_exported
 
     t0 = time.time()
     frame, info = read_exported(spark, path)
@@ -280,6 +280,7 @@ def train(
                     raise_from_spark(e, f"averaging round {global_round} (epoch {net.epoch})")
                 raise
             finally:
+                _clear_job_group(sc)
                 params_bc.unpersist()
                 if updater_bc is not None:
                     updater_bc.unpersist()
@@ -318,6 +319,12 @@ def train(
         net.epoch += 1
         if on_epoch is not None:
             on_epoch(net.epoch)
+
+
+def _clear_job_group(sc: Any) -> None:
+    """Leave the thread's later jobs (the user's, or the next fit's preparation) out of the round group."""
+    for key in ("spark.jobGroup.id", "spark.job.description"):
+        sc.setLocalProperty(key, None)
 
 
 def _wire_bytes(t: Any) -> bytes:

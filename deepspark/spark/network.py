@@ -121,7 +121,7 @@ class SparkNetwork:
         return self.network
 
     def _export(self, df: DataFrame, features_col: Any, label_col: str) -> Path:
-        from deepspark.data.dataframe import export_minibatches
+        from deepspark.data.export import export_minibatches
 
         master = self.master
         base = getattr(master, "export_dir", None)

@@ -80,7 +80,7 @@ def test_cluster_fit_survives_killed_executor(cluster_spark: SparkSession) -> No
     df, x, y = _frame(cluster_spark, 6000)
     df = df.persist()
     master = ParameterAveraging(
-        num_workers=2, batch_size_per_worker=32, averaging_frequency=20, collect_training_stats=True, seed=7
+        num_workers=2, batch_size_per_worker=32, averaging_frequency=50, collect_training_stats=True, seed=7
     )
     baseline = SparkNetwork(cluster_spark, _conf(), master).fit(df, epochs=2)
     base_acc = baseline.evaluate(x, y).accuracy()

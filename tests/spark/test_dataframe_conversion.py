@@ -18,11 +18,10 @@ from deepspark.data.dataframe import (
     blocks_to_arrays,
     dataframe_to_arrays,
     executor_error,
-    export_minibatches,
-    read_exported,
     resolve_columns,
     to_blocks,
 )
+from deepspark.data.export import export_minibatches, read_exported
 from deepspark.errors import DataError, StorageError
 
 WIDTH = 4

@@ -137,3 +137,41 @@ def test_spark_fit_nan_features_raise_data_error(spark: SparkSession) -> None:
     x[5, 2] = np.nan
     with pytest.raises(DataError, match=r"NaN|null"):  # pandas NaN inside arrays arrives as a null element
         SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2)).fit(_frame(spark, x, y))
+
+
+def test_spark_fit_export_approach_trains_and_removes_its_export(spark: SparkSession, tmp_path: Path) -> None:
+    x, y = _data(64, 2)
+    master = ParameterAveraging(
+        num_workers=2,
+        batch_size_per_worker=8,
+        averaging_frequency=2,
+        approach="export",
+        export_dir=str(tmp_path / "exports"),
+    )
+    before = Network(_conf(2)).params()
+    net = SparkNetwork(spark, _conf(2), master).fit(_frame(spark, x, y), epochs=1)
+    assert not np.array_equal(net.params(), before)
+    assert net.iteration > 0
+    assert not any((tmp_path / "exports").glob("*"))  # removed after fit (keep_export=False)
+
+
+def test_spark_fit_from_exported_path_reuses_the_export(spark: SparkSession, tmp_path: Path) -> None:
+    from deepspark.data.export import export_minibatches
+
+    x, y = _data(64, 4)
+    export_minibatches(_frame(spark, x, y), str(tmp_path / "mb"), 8)
+    master = ParameterAveraging(num_workers=2, batch_size_per_worker=8, averaging_frequency=2, seed=4)
+    first = SparkNetwork(spark, _conf(4), master).fit(str(tmp_path / "mb"), epochs=1)
+    second = SparkNetwork(spark, _conf(4), master).fit(str(tmp_path / "mb"), epochs=1)
+    np.testing.assert_array_equal(first.params(), second.params())
+
+
+def test_spark_fit_export_dir_not_writable_raises_storage_error(spark: SparkSession, tmp_path: Path) -> None:
+    from deepspark.errors import StorageError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    x, y = _data(32, 0)
+    master = ParameterAveraging(num_workers=2, approach="export", export_dir=str(blocker / "exports"))
+    with pytest.raises(StorageError):
+        SparkNetwork(spark, _conf(0), master).fit(_frame(spark, x, y))
