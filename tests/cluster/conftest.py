@@ -37,7 +37,8 @@ def cluster_spark() -> Iterator[SparkSession]:
     session = local_spark(
         "local-cluster[2,1,1024]",
         app_name="deepspark-cluster-tests",
-        conf={"spark.task.maxFailures": "4", "spark.sql.shuffle.partitions": "2"},
+        # no locality wait: both round tasks start at once, one per executor, wherever the cached blocks are
+        conf={"spark.task.maxFailures": "4", "spark.sql.shuffle.partitions": "2", "spark.locality.wait": "0s"},
     )
     _wait_for_executors(session, 2)
     try:
