@@ -116,7 +116,8 @@ def fit_round(
     key = (task.fit_id, index)
     data = _DATA.get(key)
     if data is None:
-        _DATA.clear()
+        for stale in [k for k in _DATA if k[0] != task.fit_id]:  # keep this fit's blocks: tasks move between
+            del _DATA[stale]  # Python workers, and a worker that saw both partitions should hit for both
         x, y = blocks_to_arrays(rows, task.spec)
         if y is None:
             raise DataError("the training blocks carry no labels; pass label_col")
