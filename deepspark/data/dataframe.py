@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BLOCK_SCHEMA",
     "ColumnSpec",
+    "ColumnStats",
     "blocks_to_arrays",
+    "describe_columns",
     "dataframe_to_arrays",
     "executor_error",
     "record_batch_to_arrays",
@@ -133,7 +135,16 @@ def _width_expr(name: str, kind: str) -> Column:
     return F.when(col.isNotNull(), F.size(col))
 
 
-def resolve_columns(
+@dataclass(frozen=True, slots=True)
+class ColumnStats:
+    """What `describe_columns`' single aggregate saw: row count (None when the data pass was skipped)
+    and the largest class index of ``"index"`` labels."""
+
+    rows: int | None
+    label_max: float | None = None
+
+
+def describe_columns(
     df: DataFrame,
     features_col: str | Sequence[str],
     label_col: str | None,
@@ -141,7 +152,7 @@ def resolve_columns(
     *,
     label_kind: LabelKind | None = None,
     expected_features: int | None = None,
-) -> ColumnSpec:
+) -> tuple[ColumnSpec, ColumnStats]:
     """Inspect a DataFrame's schema and data once and describe how to read its features and labels.
 
     Features are one ``array<number>`` column, one Spark ML vector column (dense or sparse), or one
@@ -163,7 +174,8 @@ def resolve_columns(
             rows fail at the action instead of here, and a lazy ``predict`` costs no extra job.
 
     Returns:
-        The ColumnSpec for `to_blocks`, `record_batch_to_arrays` and friends.
+        The ColumnSpec for `to_blocks`, `record_batch_to_arrays` and friends, and what the same pass
+        counted (rows, largest class index), so callers need no second pass over the data.
 
     Raises:
         DataError: a column is missing (the message lists the available ones), has an unsupported type,
@@ -225,7 +237,7 @@ def resolve_columns(
             raise DataError(
                 f"features {names} are {len(names)} columns but {expected_features} values per row are expected"
             )
-        return ColumnSpec(
+        schema_only = ColumnSpec(
             features=tuple(names),
             feature_kind=feature_kind,
             n_features=expected_features,
@@ -234,6 +246,7 @@ def resolve_columns(
             n_label_values=0,
             key=key_col,
         )
+        return schema_only, ColumnStats(rows=None)
 
     checked = [*names, *([label_col] if label_col is not None else [])]
     exprs: list[Column] = [F.count(F.lit(1)).alias("rows")]
@@ -248,7 +261,7 @@ def resolve_columns(
         exprs += [F.min(w).alias(f"wmin_{i}"), F.max(w).alias(f"wmax_{i}")]
     if label_col is not None and resolved_label == "index":
         lc = _col(label_col)
-        exprs.append(F.min(lc).alias("label_min"))
+        exprs += [F.min(lc).alias("label_min"), F.max(lc).alias("label_max")]
         if label_float:  # x % 1 (not floor, which overflows a long under ANSI) is NaN for NaN and inf
             fractional = F.isnan(lc) | F.isnan(lc % 1) | ((lc % 1) != 0)
             exprs.append(F.sum(F.when(fractional, 1).otherwise(0)).alias("label_fractional"))
@@ -284,7 +297,7 @@ def resolve_columns(
             raise DataError(
                 f"label column '{label_col}' has negative values (min {stats['label_min']}); class indices are 0..C-1"
             )
-    return ColumnSpec(
+    spec = ColumnSpec(
         features=tuple(names),
         feature_kind=feature_kind,
         n_features=len(names) if feature_kind == "columns" else found[names[0]],
@@ -293,6 +306,23 @@ def resolve_columns(
         n_label_values={"none": 0, "array": found.get(label_col or "", 0)}.get(resolved_label, 1),
         key=key_col,
     )
+    label_max = float(stats["label_max"]) if label_col is not None and resolved_label == "index" else None
+    return spec, ColumnStats(rows=rows, label_max=label_max)
+
+
+def resolve_columns(
+    df: DataFrame,
+    features_col: str | Sequence[str],
+    label_col: str | None,
+    key_col: str | None = None,
+    *,
+    label_kind: LabelKind | None = None,
+    expected_features: int | None = None,
+) -> ColumnSpec:
+    """The ``ColumnSpec`` part of `describe_columns` (same checks, same single data pass)."""
+    return describe_columns(
+        df, features_col, label_col, key_col, label_kind=label_kind, expected_features=expected_features
+    )[0]
 
 
 # --------------------------------------------------------------------------------------------------

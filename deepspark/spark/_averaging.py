@@ -104,16 +104,15 @@ def prepare(
 ) -> PreparedData:
     """Check columns against the network, convert to per-worker blocks through Arrow, cache them."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
-    from deepspark.data.dataframe import resolve_columns, to_blocks
+    from deepspark.data.dataframe import describe_columns, to_blocks
     from deepspark.nn.functional import CLASSIFICATION_LOSSES
 
     t0 = time.time()
     head = net.heads[0]
     classifier = head.loss in CLASSIFICATION_LOSSES
     try:
-        spec = resolve_columns(
+        spec, seen = describe_columns(
             df,
             features_col,
             label_col,
@@ -124,22 +123,16 @@ def prepare(
             raise_from_spark(e, "reading the training columns")
         raise
     _check_against_network(spec, net)
-    agg = [F.count(F.lit(1)).alias("n")]
-    if spec.label_kind == "index":
-        agg.append(F.max(label_col).alias("hi"))
-    stats = df.agg(*agg).collect()[0]
-    total = int(stats["n"])
+    total = seen.rows or 0  # describe_columns already refused an empty DataFrame
     record("count", t0)
-    if total == 0:
-        raise DataError("the training DataFrame is empty; pass at least one row")
     if total < workers:
         raise DataError(
             f"{total} rows cannot feed {workers} workers; lower num_workers (ParameterAveraging.num_workers) "
             "or add data"
         )
-    if spec.label_kind == "index" and stats["hi"] >= head.n_out:
+    if seen.label_max is not None and seen.label_max >= head.n_out:
         raise DataError(
-            f"label column {label_col!r}: class index {int(stats['hi'])} is out of range for {head.n_out} output "
+            f"label column {label_col!r}: class index {int(seen.label_max)} is out of range for {head.n_out} output "
             f"classes (valid 0..{head.n_out - 1})"
         )
     t0 = time.time()

@@ -75,7 +75,6 @@ def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
 
 def load_network(task: InferenceTask, params_bc: Broadcast[bytes]) -> Network:
     """The compiled network for ``task.config_json`` (cached per Python worker) holding the broadcast params."""
-    import torch
 
     key = _key(task.config_json)
     cached = _NETWORKS.get(key)
@@ -89,7 +88,7 @@ def load_network(task: InferenceTask, params_bc: Broadcast[bytes]) -> Network:
     net, loaded = cached
     if loaded != task.params_key:  # a new call: take its parameters (later tasks of the call reuse them)
         params = np.frombuffer(params_bc.value, dtype=np.dtype(task.params_dtype))
-        net.set_params(torch.from_numpy(params.copy()))
+        net.set_params(params)  # read-only broadcast bytes: set_params copies them once
     _NETWORKS.pop(key, None)
     _remember(_NETWORKS, key, (net, task.params_key))
     return net
