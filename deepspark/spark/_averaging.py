@@ -261,6 +261,7 @@ def train(
                 seed=master.seed,
                 with_updater=with_updater,
                 collect_stats=stats is not None,
+                prefetch=master.worker_prefetch,
             )
             t0 = time.time()
             sc.setJobGroup(JOB_GROUP, f"deepspark averaging round {global_round} (epoch {net.epoch})")

@@ -10,13 +10,15 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from deepspark.data._arrow import ColumnSpec, blocks_to_arrays
+from deepspark.data.dataset import DataSet
+from deepspark.data.iterators import AsyncIterator
 from deepspark.errors import DataError
 from deepspark.spark.stats import PhaseEvent, encode_events
 
@@ -41,6 +43,7 @@ class RoundTask:
     seed: int
     with_updater: bool
     collect_stats: bool
+    prefetch: int = 0  # minibatches sliced ahead on a thread (ParameterAveraging.worker_prefetch)
 
 
 RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, tuple[bytes, ...]]
@@ -66,6 +69,21 @@ def _network(config_json: str) -> Any:
         net = Network(Spec.from_json(config_json))  # type: ignore[arg-type]
         _NETWORKS[key] = net
     return net
+
+
+class _RoundMinibatches:
+    """The minibatches one worker fits in one round, sliced from its cached block in epoch order."""
+
+    def __init__(self, task: RoundTask, order: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        self.task, self.order, self.x, self.y = task, order, x, y
+
+    def __iter__(self) -> Iterator[DataSet]:
+        bs = self.task.batch_size
+        for b in range(self.task.first_batch, self.task.first_batch + self.task.num_batches):
+            idx = self.order[b * bs : (b + 1) * bs]
+            if len(idx) == 0:
+                return
+            yield DataSet(features=self.x[idx], labels=self.y[idx])
 
 
 def fit_round(
@@ -132,18 +150,22 @@ def fit_round(
     n = len(x_all)
     order = epoch_order(task.seed, task.epoch, index, n)
     score_sum, batches, examples = 0.0, 0, 0
-    xt, yt = torch.from_numpy(x_all), torch.from_numpy(np.ascontiguousarray(y_all))
-    for b in range(task.first_batch, task.first_batch + task.num_batches):
-        idx = order[b * task.batch_size : (b + 1) * task.batch_size]
-        if len(idx) == 0:
-            break
-        t0 = time.time()
-        it = torch.from_numpy(idx)
-        score = net.fit_batch((xt[it].to(net.dtype), yt[it], None, None))
-        score_sum += float(score)
-        batches += 1
-        examples += len(idx)
-        record("fit", t0, examples=len(idx))
+    minibatches: Iterable[DataSet] = _RoundMinibatches(task, order, x_all, y_all)
+    prefetcher = AsyncIterator(minibatches, queue_size=task.prefetch) if task.prefetch > 0 else None
+    try:  # with prefetch, the next minibatches are sliced on a thread while torch computes (it releases the GIL)
+        for mb in prefetcher if prefetcher is not None else minibatches:
+            t0 = time.time()
+            labels = torch.from_numpy(mb.labels)
+            if labels.is_floating_point():
+                labels = labels.to(net.dtype)
+            score = net.fit_batch((torch.from_numpy(mb.features).to(net.dtype), labels, None, None))
+            score_sum += float(score)
+            batches += 1
+            examples += mb.num_examples
+            record("fit", t0, examples=mb.num_examples)
+    finally:
+        if prefetcher is not None:
+            prefetcher.close()
     if batches == 0:
         return
     yield (

@@ -41,7 +41,7 @@ class ParameterAveraging(TrainingMaster):
         averaging_frequency: minibatches each worker fits between two averagings. Higher means less
             driver overhead per example and more drift between workers.
         num_workers: partitions trained in parallel; None = Spark's default parallelism.
-        worker_prefetch: minibatches a worker reads ahead (export approach).
+        worker_prefetch: minibatches a worker slices ahead on a thread while torch computes; 0 turns it off.
         save_updater: average the updater state (e.g. Adam's moments) too, instead of resetting it.
         repartition: when to repartition the data into ``num_workers`` partitions.
         repartition_strategy: ``balanced`` gives every worker N // W or N // W + 1 examples exactly;
