@@ -21,7 +21,7 @@ from deepspark.errors import (
 if TYPE_CHECKING:
     from deepspark.config import GraphConfig, InputType, NetworkConfig
     from deepspark.nn import Network
-    from deepspark.spark import ParameterAveraging, SparkNetwork
+    from deepspark.spark import GradientSharing, ParameterAveraging, SparkNetwork
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ _LAZY = {
     "Network": "deepspark.nn",
     "SparkNetwork": "deepspark.spark",
     "ParameterAveraging": "deepspark.spark",
+    "GradientSharing": "deepspark.spark",
 }
 
 
@@ -49,6 +50,7 @@ __all__ = [
     "DataError",
     "DeepSparkError",
     "DistributedTrainingError",
+    "GradientSharing",
     "GraphConfig",
     "InputType",
     "ModelFormatError",

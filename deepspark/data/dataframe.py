@@ -526,8 +526,26 @@ def _partition_counts(df: DataFrame) -> dict[int, int]:
     """Rows per input partition, from one JVM aggregate (no Python workers involved)."""
     from pyspark.sql import functions as F
 
-    rows = df.groupBy(F.spark_partition_id().alias("p")).count().collect()
+    if _is_local_relation(df):  # the optimizer evaluates spark_partition_id() on the driver there: always 0
+        rows = df.mapInArrow(_count_rows, "p int, count long").collect()
+    else:
+        rows = df.groupBy(F.spark_partition_id().alias("p")).count().collect()
     return {int(r["p"]): int(r["count"]) for r in rows}
+
+
+def _is_local_relation(df: DataFrame) -> bool:
+    """Whether ``df`` is rows held by the driver (``createDataFrame`` of a list or a pandas frame)."""
+    try:
+        plan = df._jdf.queryExecution().optimizedPlan()
+        return str(plan.getClass().getSimpleName()) == "LocalRelation"
+    except Exception:  # Spark Connect or a changed internal API: the JVM aggregate is right everywhere else
+        return False
+
+
+def _count_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: this partition's id and row count."""
+    n = sum(b.num_rows for b in batches)
+    yield pa.record_batch([pa.array([_partition_id()], pa.int32()), pa.array([n], pa.int64())], names=["p", "count"])
 
 
 def _arrow_safe(df: DataFrame, spec: ColumnSpec) -> tuple[DataFrame, ColumnSpec, tuple[tuple[str, str], ...]]:

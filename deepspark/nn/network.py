@@ -318,6 +318,16 @@ class Network:
 
     def fit_batch(self, batch: Batch) -> Tensor:
         """One parameter update on prepared tensors; returns the (detached) score tensor."""
+        score = self.compute_gradient(batch)
+        self.gradient_to_update()
+        self.apply_update(self.flat.grads, score, _rows(batch[0]))
+        return score
+
+    # The three steps of ``fit_batch``, public so that distributed training can put communication between
+    # them: all-reduce the gradient after step 1 (dense gradient sharing), or encode the update after step 2.
+
+    def compute_gradient(self, batch: Batch) -> Tensor:
+        """Step 1: forward, backward and gradient post-processing into ``flat.grads``; returns the score."""
         x, y, fmask, lmask = batch
         if y is None:
             raise DataError("a training minibatch has no labels")
@@ -330,16 +340,22 @@ class Network:
             loss.backward()  # type: ignore[no-untyped-call]
         score = loss.detach() + self.post.regularization_score()
         self.post.before_update(self.updater.learning_rate(self.iteration, self.epoch))
+        return score
+
+    def gradient_to_update(self) -> None:
+        """Step 2: the updater turns ``flat.grads`` into the update to subtract, in place (weight decay too)."""
         self.updater.step_(self.flat.grads, self.flat.trainable, self.iteration, self.epoch)
         self.post.after_update(self.updater.learning_rate(self.iteration, self.epoch))
+
+    def apply_update(self, update: Tensor, score: Tensor, batch_size: int) -> None:
+        """Step 3: subtract ``update`` from the trainable parameters, count the iteration, call the listeners."""
         with torch.no_grad():
-            self.flat.trainable.sub_(self.flat.grads)
+            self.flat.trainable.sub_(update)
         self.last_score = score
-        info = IterationInfo(self.iteration, self.epoch, _rows(x), score)
+        info = IterationInfo(self.iteration, self.epoch, batch_size, score)
         self.iteration += 1
         for listener in self.listeners:
             listener.iteration_done(self, info)
-        return score
 
     def _loss(self, x: Slot, y: Slot, fmask: Slot | None, lmask: Slot | None) -> Tensor:
         """Sum over the heads of each head's mean loss (one head for a stack)."""

@@ -5,8 +5,19 @@ Importing this package does not import pyspark; the functions that need it impor
 
 from __future__ import annotations
 
-from deepspark.spark.masters import ParameterAveraging, TrainingMaster
+from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
 from deepspark.spark.network import SparkNetwork
 from deepspark.spark.session import local_spark
+from deepspark.spark.thresholds import AdaptiveThreshold, FixedThreshold, ResidualClipping, TargetSparsity
 
-__all__ = ["ParameterAveraging", "SparkNetwork", "TrainingMaster", "local_spark"]
+__all__ = [
+    "AdaptiveThreshold",
+    "FixedThreshold",
+    "GradientSharing",
+    "ParameterAveraging",
+    "ResidualClipping",
+    "SparkNetwork",
+    "TargetSparsity",
+    "TrainingMaster",
+    "local_spark",
+]

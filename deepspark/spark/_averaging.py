@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from deepspark.errors import DataError
 from deepspark.spark._errors import is_spark_failure, raise_from_spark
 from deepspark.spark._worker import RoundResult, RoundTask, add_results, fit_round
-from deepspark.spark.masters import ParameterAveraging
+from deepspark.spark.masters import GradientSharing, ParameterAveraging
 from deepspark.spark.stats import PHASE_RETRY, PhaseEvent, TrainingStats, decode_events
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def _counts(rdd: Any, workers: int) -> list[int]:
 def prepare(
     df: DataFrame,
     net: Network,
-    master: ParameterAveraging,
+    master: ParameterAveraging | GradientSharing,
     features_col: Any,
     label_col: str,
     workers: int,
@@ -136,7 +136,7 @@ def prepare(
             f"classes (valid 0..{head.n_out - 1})"
         )
     t0 = time.time()
-    strategy: Literal["balanced", "spark_default", "keep"] = master.repartition_strategy
+    strategy: Literal["balanced", "spark_default", "keep"] = getattr(master, "repartition_strategy", "balanced")
     if master.repartition == "never" or (
         master.repartition == "num_partitions_differs" and df.rdd.getNumPartitions() == workers
     ):
@@ -161,7 +161,7 @@ def prepare_exported(
     spark: SparkSession,
     path: str,
     net: Network,
-    master: ParameterAveraging,
+    master: ParameterAveraging | GradientSharing,
     workers: int,
     record: Callable[[str, float], None],
 ) -> PreparedData:

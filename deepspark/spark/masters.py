@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from deepspark.config._spec import Spec, check, check_positive, register
+from deepspark.spark.thresholds import AdaptiveThreshold, ResidualClipping, ThresholdAlgorithm
 
 STORAGE_LEVELS = (
     "MEMORY_ONLY",
@@ -78,6 +79,71 @@ class ParameterAveraging(TrainingMaster):
 
     def _validate(self) -> None:
         check_positive(self, "batch_size_per_worker", "averaging_frequency", "num_workers", "aggregation_depth")
+        check(self.worker_prefetch >= 0, "worker_prefetch", f"expected an int >= 0, got {self.worker_prefetch}")
+        check(
+            self.storage_level in STORAGE_LEVELS,
+            "storage_level",
+            f"unknown storage level {self.storage_level!r}; valid: {', '.join(STORAGE_LEVELS)}",
+        )
+
+
+@register("gradient_sharing")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GradientSharing(TrainingMaster):
+    """DL4J's SharedTrainingMaster: peers exchange threshold-encoded updates over torch.distributed.
+
+    Training runs as Spark barrier stages, one per epoch: the ``num_workers`` tasks start together, join one
+    process group (gloo on CPU, NCCL when the task was given a GPU) through a store the driver hosts, and
+    train in lockstep. Each step a worker adds its update to a residual and sends only the elements with
+    ``|r| >= tau`` as ``±tau`` (sparse indices, or a 2-bit bitmap when that is smaller); every worker applies
+    the sum of all peers' messages, so the replicas stay identical. ``encoding="dense"`` all-reduces the
+    gradients instead (what DDP does): the baseline threshold encoding must beat on bytes.
+
+    Nothing is shipped per step through Spark; the driver gets the parameters back at the end of each epoch,
+    which is also where a failed stage restarts from (Spark retries it up to
+    ``spark.stage.maxConsecutiveAttempts`` times).
+
+    Attributes:
+        batch_size_per_worker: examples per minibatch on each worker.
+        num_workers: barrier tasks (ranks); None = Spark's default parallelism.
+        encoding: ``threshold`` (default) or ``dense``.
+        threshold_algorithm: how tau moves (``AdaptiveThreshold``, ``FixedThreshold``, ``TargetSparsity``).
+        residual_post_processor: ``ResidualClipping`` (default) or None.
+        staleness: 0 = synchronous; 1 = apply the peers' updates one step late, so the exchange of step t
+            overlaps the compute of step t + 1.
+        worker_prefetch: minibatches sliced ahead on a thread while torch computes; 0 turns it off.
+        repartition: ``always`` balances the data into ``num_workers`` partitions; ``never`` keeps the
+            DataFrame's partitions (their number must equal ``num_workers``).
+        storage_level: Spark storage level of the cached training blocks.
+        collective_timeout: seconds any rendezvous or collective may wait for a peer before the stage fails
+            (a dead or stuck peer fails every rank within this bound, never a hang).
+        backend: ``auto`` (NCCL when the task has a GPU, else gloo), ``gloo`` or ``nccl``.
+        collect_training_stats: record per-step phase timings, bytes, sparsity and tau.
+        seed: seed of the per-epoch shuffles on the workers.
+
+    Example:
+        >>> master = GradientSharing(batch_size_per_worker=32, num_workers=2)
+        >>> GradientSharing.from_json(master.to_json()) == master
+        True
+    """
+
+    batch_size_per_worker: int = 16
+    num_workers: int | None = None
+    encoding: Literal["threshold", "dense"] = "threshold"
+    threshold_algorithm: ThresholdAlgorithm = field(default_factory=AdaptiveThreshold)
+    residual_post_processor: ResidualClipping | None = field(default_factory=ResidualClipping)
+    staleness: int = 0
+    worker_prefetch: int = 2
+    repartition: Literal["always", "never"] = "always"
+    storage_level: str = "MEMORY_AND_DISK"
+    collective_timeout: float = 30.0
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    collect_training_stats: bool = False
+    seed: int = 0
+
+    def _validate(self) -> None:
+        check_positive(self, "batch_size_per_worker", "num_workers", "collective_timeout")
+        check(self.staleness in (0, 1), "staleness", f"expected 0 or 1, got {self.staleness}")
         check(self.worker_prefetch >= 0, "worker_prefetch", f"expected an int >= 0, got {self.worker_prefetch}")
         check(
             self.storage_level in STORAGE_LEVELS,

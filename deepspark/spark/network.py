@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepspark.errors import DataError, DeepSparkError
-from deepspark.spark import _averaging
-from deepspark.spark.masters import ParameterAveraging, TrainingMaster
+from deepspark.spark import _averaging, _sharing
+from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
 from deepspark.spark.stats import TrainingStats, driver_event
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class SparkNetwork:
         """
         from deepspark.nn import Network
 
-        if not isinstance(self.master, ParameterAveraging):
+        if not isinstance(self.master, (ParameterAveraging, GradientSharing)):
             raise DeepSparkError(f"{type(self.master).__name__} is not supported by SparkNetwork.fit yet")
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
@@ -92,7 +92,7 @@ class SparkNetwork:
         if isinstance(data, (str, Path)):
             prepared = _averaging.prepare_exported(self.spark, str(data), self.network, master, workers, record)
         else:
-            if master.approach == "export":
+            if isinstance(master, ParameterAveraging) and master.approach == "export":
                 export_path = self._export(data, features_col, label_col)
                 prepared = _averaging.prepare_exported(
                     self.spark, str(export_path), self.network, master, workers, record
@@ -108,10 +108,13 @@ class SparkNetwork:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     self.network.save(path)
 
-            _averaging.train(self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch)
+            if isinstance(master, GradientSharing):
+                _sharing.train(self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch)
+            else:
+                _averaging.train(self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch)
         finally:
             prepared.unpersist()
-            if export_path is not None and not master.keep_export:
+            if export_path is not None and not getattr(master, "keep_export", False):
                 shutil.rmtree(export_path, ignore_errors=True)
         if stats is not None:
             stats.end = time.time()

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output
-from deepspark.spark import ParameterAveraging, SparkNetwork
+from deepspark.spark import GradientSharing, ParameterAveraging, SparkNetwork
 from deepspark.spark._averaging import JOB_GROUP
+from deepspark.spark._sharing import JOB_GROUP as SHARING_JOB_GROUP
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -78,14 +79,19 @@ def _cpu_ticks_below(root: int) -> int:
 
 
 def _kill_busy_executor_during_a_round(
-    spark: SparkSession, stop: threading.Event, killed: list[int], jobs_before: set[int]
+    spark: SparkSession,
+    stop: threading.Event,
+    killed: list[int],
+    jobs_before: set[int],
+    group: str = JOB_GROUP,
+    killed_at: list[float] | None = None,
 ) -> None:
     """Once a round of this fit runs, SIGKILL the executor whose Python workers are computing right now."""
     tracker = spark.sparkContext.statusTracker()
     app_id = spark.sparkContext.applicationId
     deadline = time.monotonic() + 300
     while not stop.is_set() and time.monotonic() < deadline:
-        jobs = sorted(set(tracker.getJobIdsForGroup(JOB_GROUP)) - jobs_before)
+        jobs = sorted(set(tracker.getJobIdsForGroup(group)) - jobs_before)
         info = tracker.getJobInfo(jobs[-1]) if jobs else None
         stages = [tracker.getStageInfo(s) for s in (info.stageIds if info else [])]
         if any(st is not None and st.numActiveTasks > 0 for st in stages):
@@ -96,6 +102,8 @@ def _kill_busy_executor_during_a_round(
             if busy:
                 os.kill(busy[0], signal.SIGKILL)
                 killed.append(busy[0])
+                if killed_at is not None:
+                    killed_at.append(time.monotonic())
                 return
         stop.wait(0.002)
 
@@ -134,3 +142,42 @@ def test_cluster_fit_survives_killed_executor(cluster_spark: SparkSession) -> No
     assert retried, "the killed executor's task should show up as a retried attempt in the stats"
     assert all(t.attempt >= 1 for t in retried)
     print(f"retried tasks in the stats: {retried}")
+
+
+def test_cluster_gradient_sharing_survives_killed_executor_through_stage_retry(cluster_spark: SparkSession) -> None:
+    df, x, y = _frame(cluster_spark, 6000)
+    df = df.persist()
+    master = GradientSharing(
+        num_workers=2, batch_size_per_worker=32, collect_training_stats=True, seed=7, collective_timeout=20.0
+    )
+    start = time.monotonic()
+    baseline = SparkNetwork(cluster_spark, _conf(), master).fit(df, epochs=3)
+    clean_s = time.monotonic() - start
+    base_acc = baseline.evaluate(x, y).accuracy()
+
+    stop, killed, killed_at = threading.Event(), [], []
+    jobs_before = set(cluster_spark.sparkContext.statusTracker().getJobIdsForGroup(SHARING_JOB_GROUP))
+    killer = threading.Thread(
+        target=_kill_busy_executor_during_a_round,
+        args=(cluster_spark, stop, killed, jobs_before, SHARING_JOB_GROUP, killed_at),
+    )
+    killer.start()
+    faulty = SparkNetwork(cluster_spark, _conf(), master)
+    start = time.monotonic()
+    try:
+        net = faulty.fit(df, epochs=3)
+    finally:
+        stop.set()
+        killer.join()
+    faulty_s = time.monotonic() - start
+    assert killed, "no executor was killed: the fault was not injected"
+    acc = net.evaluate(x, y).accuracy()
+    retries = faulty.training_stats().events(phase="retry")
+    print(
+        f"gradient sharing: fault-free {clean_s:.1f} s, accuracy {base_acc:.4f}; with a killed executor "
+        f"{faulty_s:.1f} s, accuracy {acc:.4f}; stage retries: {[(e.attempt, e.detail) for e in retries]}"
+    )
+    assert retries and all(e.attempt >= 1 for e in retries), "the failed stage attempt is not in the stats"
+    assert net.epoch == 3
+    assert abs(acc - base_acc) <= 0.02, (acc, base_acc)
+    assert faulty_s - clean_s < 60, "recovering from the lost executor took over 60 s"

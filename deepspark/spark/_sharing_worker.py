@@ -1,0 +1,401 @@
+"""Executor side of gradient sharing: one barrier task = one rank training one epoch in lockstep with its peers.
+
+``run_stage`` is a plain top-level function of one frozen ``StageTask``. Every rank starts from the same
+broadcast parameters, runs the same number of steps (agreed in the group, so an unequal partition never
+leaves a peer waiting in a collective), and applies the same sum of encoded updates, so the replicas stay
+identical; rank 0 sends the parameters back at the end of the epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from deepspark.data._arrow import ColumnSpec, blocks_to_arrays
+from deepspark.errors import DataError, DistributedTrainingError
+from deepspark.spark import _rendezvous
+from deepspark.spark._encoding import ThresholdCodec
+from deepspark.spark._worker import _DATA, _network, epoch_order
+from deepspark.spark.masters import GradientSharing
+from deepspark.spark.stats import PhaseEvent, encode_events
+from deepspark.spark.thresholds import TargetSparsity
+
+PHASE_RENDEZVOUS = "rendezvous"
+
+_CODECS: dict[int, ThresholdCodec] = {}  # parameter count -> codec, reused while the Python worker lives
+
+
+@dataclass(frozen=True)
+class StageTask:
+    """What every rank needs for one epoch (the parameters travel as a broadcast)."""
+
+    fit_id: str
+    config_json: str
+    spec: ColumnSpec
+    dtype: str
+    master: GradientSharing
+    epoch: int
+    iteration: int
+    tau: float | None  # the threshold the previous epoch ended with; None = the algorithm's first
+    store_host: str
+    store_port: int
+    prefix: str  # unique per stage attempt: keys of an aborted attempt never meet the next one's
+    world_size: int
+    attempt: int
+    collect_stats: bool
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One rank's report; only rank 0 carries the parameters and updater state."""
+
+    rank: int
+    params: bytes | None
+    updater: bytes | None
+    score_sum: float
+    steps: int
+    examples: int
+    tau: float
+    bytes_sent: int
+    bytes_received: int
+    elements_sent: int
+    events: bytes
+
+
+class Recorder:
+    """Collects this rank's phase events (a no-op unless ``collect``)."""
+
+    def __init__(self, collect: bool, rank: int, attempt: int = 0) -> None:
+        self.collect, self.rank, self.attempt = collect, rank, attempt
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.events: list[PhaseEvent] = []
+
+    def __call__(self, phase: str, start: float, step: int, **detail: Any) -> None:
+        if self.collect:
+            self.events.append(
+                PhaseEvent(
+                    phase=phase,
+                    side="worker",
+                    worker=self.rank,
+                    host=self.host,
+                    pid=self.pid,
+                    start=start,
+                    duration=time.time() - start,
+                    round=step,
+                    attempt=self.attempt,
+                    detail=detail,
+                )
+            )
+
+
+def _local_data(task: StageTask, index: int, rows: Iterator[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """This partition's block, converted once per fit and kept in the Python worker across epochs."""
+    key = (task.fit_id, index)
+    data = _DATA.get(key)
+    if data is None:
+        for stale in [k for k in _DATA if k[0] != task.fit_id]:
+            del _DATA[stale]
+        x, y = blocks_to_arrays(rows, task.spec)
+        if y is None:
+            raise DataError("the training blocks carry no labels; pass label_col")
+        data = (x, y)
+        _DATA[key] = data
+    else:
+        for _ in rows:  # drain what the JVM sends, or the Python worker is not reused
+            pass
+    return data
+
+
+def _minibatches(
+    x: np.ndarray, y: np.ndarray, order: np.ndarray, steps: int, bs: int, longest: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``steps`` minibatches in epoch order; a shorter partition wraps around so every rank runs every step."""
+    n = len(order)
+    for s in range(steps):
+        positions = np.arange(s * bs, min((s + 1) * bs, longest)) % n
+        idx = order[positions]
+        yield x[idx], y[idx]
+
+
+def run_stage(
+    task: StageTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]
+) -> Iterator[StageResult]:
+    """Train one epoch as rank ``index`` of the barrier stage and report (see module docstring)."""
+    import torch
+
+    from deepspark.data.iterators import AsyncIterator
+
+    record = Recorder(task.collect_stats, index, task.attempt)
+    t0 = time.time()
+    params = np.frombuffer(params_bc.value, dtype=np.dtype(task.dtype))
+    state = np.frombuffer(updater_bc.value, dtype=np.dtype(task.dtype)) if updater_bc is not None else None
+    record("broadcast_get", t0, task.iteration)
+
+    t0 = time.time()
+    net = _network(task.config_json)
+    net.set_params(params)
+    if state is not None:
+        net.set_updater_state(state)
+    else:
+        net.updater.state.zero_()
+    net.iteration, net.epoch = task.iteration, task.epoch
+    record("model_init", t0, task.iteration)
+
+    t0 = time.time()
+    x_all, y_all = _local_data(task, index, rows)
+    record("data_fetch", t0, task.iteration, examples=len(x_all))
+
+    t0 = time.time()
+    master = task.master
+    member = _rendezvous.join(
+        task.store_host,
+        task.store_port,
+        task.prefix,
+        index,
+        task.world_size,
+        master.backend,
+        master.collective_timeout,
+    )
+    record(PHASE_RENDEZVOUS, t0, task.iteration, backend=member.backend)
+    try:
+        trainer = Trainer(net, master, member.world_size, task.tau, record)
+        longest = trainer.agree_max(len(x_all))
+        bs = master.batch_size_per_worker
+        steps = math.ceil(longest / bs)
+        order = epoch_order(master.seed, task.epoch, index, len(x_all))
+        batches: Any = _minibatches(x_all, y_all, order, steps, bs, longest)
+        prefetcher: Any = AsyncIterator(batches, queue_size=master.worker_prefetch) if master.worker_prefetch else None
+        try:
+            for xb, yb in prefetcher if prefetcher is not None else batches:
+                labels = torch.from_numpy(yb)
+                if labels.is_floating_point():
+                    labels = labels.to(net.dtype)
+                trainer.step((torch.from_numpy(xb).to(net.dtype), labels, None, None), len(xb))
+        finally:
+            if prefetcher is not None:
+                prefetcher.close()
+        trainer.finish()
+    finally:
+        _rendezvous.leave()
+    yield StageResult(
+        rank=index,
+        params=net.params().tobytes() if index == 0 else None,
+        updater=net.updater_state().tobytes() if index == 0 else None,
+        score_sum=trainer.score_sum,
+        steps=trainer.steps,
+        examples=trainer.examples,
+        tau=trainer.tau,
+        bytes_sent=trainer.bytes_sent,
+        bytes_received=trainer.bytes_received,
+        elements_sent=trainer.elements_sent,
+        events=encode_events(record.events) if task.collect_stats else b"",
+    )
+
+
+class Trainer:
+    """The per-step exchange of one rank; all buffers are allocated once per stage.
+
+    Call ``step`` once per minibatch on every rank (same count everywhere), then ``finish`` once.
+    """
+
+    def __init__(self, net: Any, master: GradientSharing, world: int, tau: float | None, record: Recorder) -> None:
+        import torch
+
+        self.net, self.master, self.world, self.record = net, master, world, record
+        self.n = net.flat.n_trainable
+        self.dense = master.encoding == "dense"
+        self.score_sum, self.steps, self.examples = 0.0, 0, 0
+        self.bytes_sent = self.bytes_received = self.elements_sent = 0
+        self.algorithm = master.threshold_algorithm
+        first = self.algorithm.first_tau()
+        self.tau: float = tau if tau is not None else (first if first is not None else 0.0)
+        self._pending: Any = None
+        if self.dense:
+            self._comm = [torch.empty(self.n, dtype=net.dtype) for _ in range(1 + master.staleness)]
+            return
+        codec = _CODECS.get(self.n)
+        if codec is None or codec.dtype != net.dtype:
+            _CODECS.clear()
+            codec = ThresholdCodec(self.n, net.dtype)
+            _CODECS[self.n] = codec
+        codec.residual.zero_()
+        self.codec = codec
+        slots = 1 + master.staleness  # staleness 1: one exchange in flight while the next step computes
+        self._send = [torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(slots)]
+        self._recv = [[torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(world)] for _ in range(slots)]
+        self._lengths = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+        self._applied = torch.zeros(self.n, dtype=net.dtype)
+
+    def agree_max(self, value: int) -> int:
+        """The largest ``value`` over the ranks (how many examples the longest partition holds)."""
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t[0])
+
+    def step(self, batch: Any, size: int) -> None:
+        t0 = time.time()
+        step = self.net.iteration
+        score = self.net.compute_gradient(batch)
+        self.score_sum += float(score)
+        self.steps += 1
+        self.examples += size
+        if self.dense:
+            self._dense_step(score, size, step, t0)
+        else:
+            self._threshold_step(score, size, step, t0)
+
+    # dense: all-reduce of the gradients, then every rank runs the same updater step on the mean
+
+    def _dense_step(self, score: Any, size: int, step: int, t0: float) -> None:
+        import torch.distributed as dist
+
+        grads = self.net.flat.grads
+        self.record("compute", t0, step, examples=size)
+        wire = 2 * (self.world - 1) * self.n * grads.element_size() // self.world  # ring all-reduce, per rank
+        t1 = time.time()
+        if self.master.staleness == 0:
+            dist.all_reduce(grads)
+            self._dense_apply(grads, score, size)
+        else:
+            slot = self._comm[self.steps % 2]
+            slot.copy_(grads)
+            work = dist.all_reduce(slot, async_op=True)
+            self._drain_dense()
+            self._pending = (work, slot, score, size)
+        self.bytes_sent += wire
+        self.bytes_received += wire
+        self.record("exchange", t1, step, bytes_sent=wire, bytes_received=wire)
+
+    def _dense_apply(self, reduced: Any, score: Any, size: int) -> None:
+        grads = self.net.flat.grads
+        if reduced is not grads:
+            grads.copy_(reduced)
+        grads.div_(self.world)
+        self.net.gradient_to_update()
+        self.net.apply_update(grads, score, size)
+
+    def _drain_dense(self) -> None:
+        if self._pending is not None:
+            work, slot, score, size = self._pending
+            self._pending = None
+            work.wait()
+            self._dense_apply(slot, score, size)
+
+    # threshold: each rank encodes its own update; every rank applies the sum of all ranks' messages
+
+    def _threshold_step(self, score: Any, size: int, step: int, t0: float) -> None:
+        import torch.distributed as dist
+
+        net, codec = self.net, self.codec
+        net.gradient_to_update()
+        self.record("compute", t0, step, examples=size)
+        t1 = time.time()
+        if self.tau <= 0.0:  # TargetSparsity's first step: tau from this update's own magnitudes
+            codec.add(net.flat.grads)
+            self.tau = codec.kth_magnitude(self._target())
+            length = codec.encode(None, self.tau)
+        else:
+            length = codec.encode(net.flat.grads, self.tau)
+        _, count, tau_used, _ = codec.header(codec.message)
+        proposal = self.algorithm.propose(tau_used, count / self.n)
+        codec.set_proposal(proposal if proposal is not None else codec.kth_magnitude(self._target()))
+        slot = self.steps % len(self._send)
+        send = self._send[slot]
+        send[:length].copy_(codec.message[:length])
+        self.elements_sent += count
+        self.record("encode", t1, step, sparsity=count / self.n, tau=tau_used, words=length)
+
+        t2 = time.time()
+        mine = self._lengths_tensor(length)
+        dist.all_gather(self._lengths, mine)
+        longest = max(int(t[0]) for t in self._lengths)
+        lengths = [int(t[0]) for t in self._lengths]
+        recv = [buf[:longest] for buf in self._recv[slot]]
+        work = dist.all_gather(recv, send[:longest], async_op=self.master.staleness > 0)
+        wire = (self.world - 1) * (longest * 4 + 8)
+        self.bytes_sent += wire
+        self.bytes_received += wire
+        if self.master.staleness == 0:
+            self.record("exchange", t2, step, bytes_sent=wire, bytes_received=wire, message_bytes=length * 4)
+            self._decode_apply(self._recv[slot], lengths, score, size, step)
+        else:
+            previous = self._pending
+            self._pending = (work, self._recv[slot], lengths, score, size, step)
+            self.record("exchange", t2, step, bytes_sent=wire, bytes_received=wire, message_bytes=length * 4)
+            if previous is not None:
+                self._finish_threshold(previous)
+        clipping = self.master.residual_post_processor
+        if clipping is not None and self.steps % clipping.every == 0:
+            codec.clip_residual(clipping.clip * self.tau)
+
+    def _finish_threshold(self, pending: Any) -> None:
+        work, buffers, lengths, score, size, step = pending
+        work.wait()
+        self._decode_apply(buffers, lengths, score, size, step)
+
+    def _decode_apply(self, buffers: list[Any], lengths: list[int], score: Any, size: int, step: int) -> None:
+        t3 = time.time()
+        applied = self._applied
+        applied.zero_()
+        proposals = []
+        for buf, length in zip(buffers, lengths, strict=True):  # rank order: the same sum on every rank
+            self.codec.decode_into(buf[:length], applied)
+            proposals.append(ThresholdCodec.header(buf)[3])
+        self.tau = float(np.mean(np.asarray(proposals, dtype=np.float64)))
+        self.net.apply_update(applied, score, size)
+        self.record("decode", t3, step)
+
+    def _lengths_tensor(self, length: int) -> Any:
+        import torch
+
+        return torch.tensor([length], dtype=torch.int64)
+
+    def _target(self) -> float:
+        algorithm = self.algorithm
+        return algorithm.target if isinstance(algorithm, TargetSparsity) else 1e-3
+
+    def finish(self) -> None:
+        """End of the epoch: apply what is in flight, flush the residuals, average the per-rank state."""
+        import torch
+        import torch.distributed as dist
+
+        net = self.net
+        if self.dense:
+            self._drain_dense()
+        else:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                self._finish_threshold(pending)
+            residual = self.codec.residual  # nothing is lost: what never reached tau is applied now
+            dist.all_reduce(residual)
+            with torch.no_grad():
+                net.flat.trainable.sub_(residual)
+            residual.zero_()
+            if net.updater.state.numel():  # each rank's updater saw only its own gradients
+                dist.all_reduce(net.updater.state)
+                net.updater.state.div_(self.world)
+        tail = net.flat.params[self.n :]
+        if tail.numel():  # batch-norm running statistics were computed on each rank's own data
+            dist.all_reduce(tail)
+            tail.div_(self.world)
+        check = torch.tensor(
+            [float(net.flat.params.double().sum()), float(net.flat.params.double().abs().sum())], dtype=torch.float64
+        )
+        low, high = check.clone(), check.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        if not torch.equal(low, high):
+            raise DistributedTrainingError(
+                f"the replicas diverged during epoch {net.epoch} (parameter checksums {low.tolist()} vs "
+                f"{high.tolist()}); this is a bug in deepspark, please report it"
+            )

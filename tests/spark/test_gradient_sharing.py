@@ -1,0 +1,214 @@
+"""GradientSharing on real barrier stages and real gloo process groups (local[2])."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output, Sgd
+from deepspark.errors import DistributedTrainingError
+from deepspark.nn import Network
+from deepspark.spark import FixedThreshold, GradientSharing, SparkNetwork, TargetSparsity
+from deepspark.spark._rendezvous import DriverStore
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+def _conf(updater: Any = None, dtype: str = "float32") -> NetworkConfig:
+    return NetworkConfig(
+        seed=3,
+        dtype=dtype,
+        updater=updater or Adam(learning_rate=1e-2),
+        input_type=InputType.feed_forward(8),
+        layers=(Dense(n_out=16, activation="tanh"), Output(n_out=3)),
+    )
+
+
+def _problem(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
+    return x, y
+
+
+def _frame(spark: SparkSession, x: np.ndarray, y: np.ndarray, partitions: int = 2) -> DataFrame:
+    import pandas as pd
+
+    pdf = pd.DataFrame({"features": list(x.astype(np.float64)), "label": y})
+    return spark.createDataFrame(pdf).repartition(partitions)
+
+
+def _stage(
+    host: str,
+    port: int,
+    prefix: str,
+    master: GradientSharing,
+    conf_json: str,
+    batches: list[tuple[np.ndarray, np.ndarray]],
+    finish: bool,
+    index: int,
+    rows: Any,
+) -> Any:
+    """One rank of a hand-driven stage: every rank trains on its own slice of each shared minibatch."""
+    import torch
+
+    from deepspark.config._spec import Spec
+    from deepspark.spark import _rendezvous
+    from deepspark.spark._sharing_worker import Recorder, Trainer
+
+    for _ in rows:
+        pass
+    net = Network(Spec.from_json(conf_json))  # type: ignore[arg-type]
+    _rendezvous.join(host, port, prefix, index, 2, "gloo", 20.0)
+    try:
+        trainer = Trainer(net, master, 2, None, Recorder(False, index))
+        for x, y in batches:
+            half = len(x) // 2
+            xs, ys = x[index * half : (index + 1) * half], y[index * half : (index + 1) * half]
+            trainer.step((torch.from_numpy(xs).to(net.dtype), torch.from_numpy(ys), None, None), len(xs))
+        if finish:
+            trainer.finish()
+    finally:
+        _rendezvous.leave()
+    params = net.params()
+    yield index, hashlib.sha256(params.tobytes()).hexdigest(), params
+
+
+def _run_stage(spark: SparkSession, master: GradientSharing, conf: NetworkConfig, batches: Any, finish: bool) -> Any:
+    store = DriverStore("127.0.0.1", 20.0)
+    try:
+        fn = partial(_stage, store.host, store.port, f"t{time.time_ns()}/", master, conf.to_json(), batches, finish)
+        return sorted(spark.sparkContext.parallelize(range(2), 2).barrier().mapPartitionsWithIndex(fn).collect())
+    finally:
+        store.close()
+
+
+def _batches(steps: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    x, y = _problem(steps * size, seed=11)
+    return [(x[i * size : (i + 1) * size], y[i * size : (i + 1) * size]) for i in range(steps)]
+
+
+@pytest.mark.parametrize("staleness", [0, 1])
+@pytest.mark.parametrize("algorithm", [None, TargetSparsity(target=0.05), FixedThreshold(threshold=1e-3)])
+def test_threshold_replicas_bit_identical_after_steps(spark: SparkSession, staleness: int, algorithm: Any) -> None:
+    kwargs = {"threshold_algorithm": algorithm} if algorithm is not None else {}
+    master = GradientSharing(num_workers=2, staleness=staleness, **kwargs)
+    conf = _conf()
+    out = _run_stage(spark, master, conf, _batches(25, 32), finish=False)
+    (r0, h0, p0), (r1, h1, _) = out
+    assert (r0, r1) == (0, 1)
+    assert h0 == h1, "replicas differ after 25 steps"
+    assert not np.array_equal(p0, Network(conf).params()), "the parameters did not move"
+
+
+def test_dense_mode_equals_single_process_large_batch_sgd(spark: SparkSession) -> None:
+    conf = _conf(Sgd(learning_rate=0.1), dtype="float64")
+    batches = _batches(6, 64)
+    out = _run_stage(spark, GradientSharing(num_workers=2, encoding="dense"), conf, batches, finish=True)
+    reference = Network(conf)
+    import torch
+
+    for x, y in batches:
+        reference.fit_batch((torch.from_numpy(x).double(), torch.from_numpy(y), None, None))
+    assert out[0][1] == out[1][1]
+    np.testing.assert_allclose(out[0][2], reference.params(), rtol=0, atol=1e-12)
+    assert not np.allclose(reference.params(), Network(conf).params())
+
+
+def test_fit_threshold_learns_and_reports_bytes_sparsity_and_tau(spark: SparkSession, tmp_path: Any) -> None:
+    x, y = _problem(1200)
+    df = _frame(spark, x, y)
+    master = GradientSharing(num_workers=2, batch_size_per_worker=32, collect_training_stats=True, seed=1)
+    spark_net = SparkNetwork(spark, _conf(), master)
+    before = spark_net.network.evaluate(x, y).accuracy()
+    rounds: list[Any] = []
+    net = spark_net.fit(df, epochs=3, on_round=rounds.append)
+    acc = net.evaluate(x, y).accuracy()
+    assert acc > before + 0.3, (before, acc)  # 57 steps: threshold encoding starts slow (tau adapts first)
+    assert net.epoch == 3 and net.iteration == 3 * 19  # ceil(600 / 32) steps per epoch
+    assert [r.epoch for r in rounds] == [0, 1, 2]
+    stats = spark_net.training_stats()
+    encode = stats.events(phase="encode")
+    exchange = stats.events(phase="exchange")
+    assert len(encode) == len(exchange) == 2 * 3 * 19
+    assert all(0.0 <= float(e.detail["sparsity"]) <= 1.0 and float(e.detail["tau"]) > 0 for e in encode)
+    assert all(int(e.detail["bytes_sent"]) > 0 for e in exchange)
+    summary = stats.summary()
+    assert "exchange" in summary and "encode" in summary
+    html = stats.export_html(tmp_path / "timeline.html").read_text()
+    assert "exchange" in html
+
+
+def test_fit_dense_and_threshold_agree_on_a_separable_problem(spark: SparkSession) -> None:
+    x, y = _problem(1000, seed=5)
+    df = _frame(spark, x, y).persist()
+    accs = {}
+    for encoding in ("dense", "threshold"):
+        master = GradientSharing(num_workers=2, batch_size_per_worker=25, encoding=encoding)  # type: ignore[arg-type]
+        accs[encoding] = SparkNetwork(spark, _conf(), master).fit(df, epochs=4).evaluate(x, y).accuracy()
+    df.unpersist()
+    assert accs["dense"] > 0.85, accs
+    assert accs["threshold"] > 0.8, accs
+
+
+def test_unequal_partitions_do_not_hang(spark: SparkSession) -> None:
+    x, y = _problem(110, seed=2)
+    import pandas as pd
+
+    pdf = pd.DataFrame({"features": list(x.astype(np.float64)), "label": y, "part": [0] * 10 + [1] * 100})
+    df = spark.createDataFrame(pdf).repartition(2, "part").drop("part")
+    sizes = sorted(df.rdd.glom().map(len).collect())
+    assert sizes == [10, 100]
+    master = GradientSharing(num_workers=2, batch_size_per_worker=16, repartition="never", collective_timeout=20.0)
+    start = time.monotonic()
+    net = SparkNetwork(spark, _conf(), master).fit(df, epochs=2)
+    assert time.monotonic() - start < 60
+    assert net.iteration == 2 * 7  # both ranks ran ceil(100 / 16) steps; the short one wrapped around
+
+
+def test_too_few_task_slots_fail_fast_naming_the_settings(spark: SparkSession) -> None:
+    x, y = _problem(90)
+    master = GradientSharing(num_workers=3, batch_size_per_worker=16)
+    start = time.monotonic()
+    with pytest.raises(DistributedTrainingError, match=r"needs 3 task slots but the cluster offers 2.*num_workers"):
+        SparkNetwork(spark, _conf(), master).fit(_frame(spark, x, y), epochs=1)
+    assert time.monotonic() - start < 30
+
+
+def _silent_peer(host: str, port: int, prefix: str, index: int, rows: Any) -> Any:
+    """Rank 1 joins, then never takes part in the collective rank 0 waits in."""
+    import torch
+    import torch.distributed as dist
+
+    from deepspark.spark import _rendezvous
+
+    for _ in rows:
+        pass
+    _rendezvous.join(host, port, prefix, index, 2, "gloo", 3.0)
+    try:
+        if index == 0:
+            dist.all_reduce(torch.ones(4))
+        else:
+            time.sleep(15)  # the stuck peer: it holds its slot but sends nothing
+    finally:
+        _rendezvous.leave()
+    yield index
+
+
+def test_stuck_peer_fails_the_stage_within_the_collective_timeout(spark: SparkSession) -> None:
+    store = DriverStore("127.0.0.1", 3.0)
+    start = time.monotonic()
+    try:
+        with pytest.raises(Exception, match=r"(?i)timed? ?out|timeout"):
+            spark.sparkContext.parallelize(range(2), 2).barrier().mapPartitionsWithIndex(
+                partial(_silent_peer, store.host, store.port, f"stuck{time.time_ns()}/")
+            ).collect()
+    finally:
+        store.close()
+    assert time.monotonic() - start < 14  # rank 0 gave up after ~3 s; Spark then killed the sleeping rank
