@@ -47,7 +47,11 @@ class RoundInfo:
 
 @dataclass
 class PreparedData:
-    """Training blocks cached on the executors: one partition per worker, converted once per fit."""
+    """Training blocks cached on the executors: one partition per worker, converted once per fit.
+
+    ``rdd`` is a Python RDD of block dicts (parameter averaging), or the cached block DataFrame itself
+    (gradient sharing, whose barrier stage reads it with ``mapInArrow``); ``counts`` is empty then.
+    """
 
     rdd: Any
     counts: list[int]
@@ -141,12 +145,17 @@ def prepare(
         master.repartition == "num_partitions_differs" and df.rdd.getNumPartitions() == workers
     ):
         strategy = "keep"
-    rdd = None
+    rdd: Any = None
     try:
         blocks = to_blocks(df, spec, num_partitions=workers, strategy=strategy)
-        rdd = blocks.rdd.map(_block_dict, preservesPartitioning=True)
-        rdd = rdd.persist(getattr(StorageLevel, master.storage_level))
-        counts = _counts(rdd, rdd.getNumPartitions())
+        if isinstance(master, GradientSharing):  # its stage reads the cached blocks through Arrow: no RDD copy
+            rdd = blocks.persist(getattr(StorageLevel, master.storage_level))
+            rdd.count()
+            counts: list[int] = []
+        else:
+            rdd = blocks.rdd.map(_block_dict, preservesPartitioning=True)
+            rdd = rdd.persist(getattr(StorageLevel, master.storage_level))
+            counts = _counts(rdd, rdd.getNumPartitions())
     except Exception as e:
         if rdd is not None:
             rdd.unpersist()

@@ -60,39 +60,19 @@ class Member:
 
 
 def pick_backend(requested: str) -> Backend:
-    """``nccl`` when asked, or with ``auto`` when this task was given a CUDA device; ``gloo`` otherwise."""
-    import torch
+    """The process-group backend for ``GradientSharing.backend``.
 
-    if requested == "nccl":
-        return "nccl"
-    if requested == "auto" and torch.cuda.is_available() and task_gpu() is not None:
-        return "nccl"
-    return "gloo"
-
-
-def task_gpu() -> int | None:
-    """The GPU Spark assigned to this task (resource ``gpu``), if any."""
-    from pyspark import TaskContext
-
-    ctx = TaskContext.get()
-    if ctx is None:
-        return None
-    gpus = ctx.resources().get("gpu")
-    if gpus is None or not gpus.addresses:
-        return None
-    return int(gpus.addresses[0])
+    ``auto`` is gloo: deepspark's ``Network`` computes on the CPU today, and NCCL only moves CUDA tensors.
+    """
+    return "nccl" if requested == "nccl" else "gloo"
 
 
 def join(host: str, port: int, prefix: str, rank: int, world_size: int, backend: str, timeout_s: float) -> Member:
     """Join the stage attempt's process group through the driver's store; every rank calls it once."""
-    import torch
     import torch.distributed as dist
 
     timeout = timedelta(seconds=timeout_s)
     chosen = pick_backend(backend)
-    if chosen == "nccl":
-        gpu = task_gpu()
-        torch.cuda.set_device(gpu if gpu is not None else 0)
     client = dist.TCPStore(host, port, None, is_master=False, timeout=timeout)  # type: ignore[attr-defined]
     store = dist.PrefixStore(prefix, client)  # type: ignore[attr-defined]
     dist.init_process_group(chosen, store=store, rank=rank, world_size=world_size, timeout=timeout)

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deepspark.errors import DistributedTrainingError
+from deepspark.errors import ConfigError, DistributedTrainingError
 from deepspark.spark._averaging import PreparedData, RoundInfo, _clear_job_group, _score_tensor, _wire_bytes
 from deepspark.spark._errors import is_spark_failure, raise_from_spark, root_cause
 from deepspark.spark._rendezvous import DriverStore
-from deepspark.spark._sharing_worker import StageResult, StageTask, run_stage
+from deepspark.spark._sharing_worker import RESULT_SCHEMA, StageResult, StageTask, run_arrow_stage
 from deepspark.spark.masters import GradientSharing
 from deepspark.spark.stats import PHASE_RETRY, PhaseEvent, TrainingStats, decode_events
 
@@ -68,6 +68,15 @@ def wait_for_slots(sc: Any, needed: int, deadline_s: float) -> None:
         )
 
 
+def check_master(master: GradientSharing) -> None:
+    """Refuse settings this build cannot run, before any data is converted."""
+    if master.backend == "nccl":
+        raise ConfigError(
+            "NCCL moves CUDA tensors only and deepspark's Network computes on the CPU; use 'gloo' or 'auto'",
+            "backend",
+        )
+
+
 def _driver_host(sc: Any) -> str:
     return str(sc.getConf().get("spark.driver.host", None) or os.environ.get("SPARK_LOCAL_IP") or "127.0.0.1")
 
@@ -84,7 +93,9 @@ def train(
 ) -> None:
     """Run ``epochs`` epochs, one barrier stage each, updating ``net`` in place."""
     sc = spark.sparkContext
-    workers = data.rdd.getNumPartitions()
+    check_master(master)
+    frame = data.rdd  # the cached block DataFrame (see _averaging.prepare)
+    workers = frame.rdd.getNumPartitions()
     wait_for_slots(sc, workers, SLOT_WAIT_S)
     max_attempts = int(sc.getConf().get("spark.stage.maxConsecutiveAttempts", "4"))
     host, pid = socket.gethostname(), os.getpid()
@@ -140,9 +151,10 @@ def train(
                 t0 = time.time()
                 sc.setJobGroup(JOB_GROUP, f"deepspark gradient sharing, epoch {net.epoch} (attempt {attempt})")
                 try:
-                    results: list[StageResult] = (
-                        data.rdd.barrier().mapPartitionsWithIndex(partial(_run, task, params_bc, updater_bc)).collect()
+                    stage = frame.mapInArrow(
+                        partial(run_arrow_stage, task, params_bc, updater_bc), RESULT_SCHEMA, barrier=True
                     )
+                    results = [StageResult(**row.asDict()) for row in stage.collect()]
                     driver_event("map", t0, net.iteration, attempt)
                     break
                 except Exception as e:
@@ -201,7 +213,3 @@ def _absorb(net: Network, results: list[StageResult], stats: TrainingStats | Non
             if r.events:
                 stats.add(decode_events(r.events))
     return lead.tau
-
-
-def _run(task: StageTask, params_bc: Any, updater_bc: Any, index: int, rows: Any) -> Any:
-    return run_stage(task, params_bc, updater_bc, index, rows)

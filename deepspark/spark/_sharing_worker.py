@@ -8,6 +8,7 @@ identical; rank 0 sends the parameters back at the end of the epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -52,6 +53,12 @@ class StageTask:
     collect_stats: bool
 
 
+RESULT_SCHEMA = (
+    "rank int, params binary, updater binary, score_sum double, steps long, examples long, tau double, "
+    "bytes_sent long, bytes_received long, elements_sent long, events binary"
+)
+
+
 @dataclass(frozen=True)
 class StageResult:
     """One rank's report; only rank 0 carries the parameters and updater state."""
@@ -67,6 +74,38 @@ class StageResult:
     bytes_received: int
     elements_sent: int
     events: bytes
+
+
+def run_arrow_stage(task: StageTask, params_bc: Any, updater_bc: Any, batches: Iterator[Any]) -> Iterator[Any]:
+    """``mapInArrow(..., barrier=True)`` body: the cached blocks arrive as Arrow batches, the report leaves as one."""
+    import pyarrow as pa
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    index = ctx.partitionId() if ctx is not None else 0
+    rows = (row for batch in batches for row in batch.to_pylist())
+    for result in run_stage(task, params_bc, updater_bc, index, rows):
+        yield pa.RecordBatch.from_pylist([dataclasses.asdict(result)], schema=_result_arrow_schema())
+
+
+def _result_arrow_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("rank", pa.int32()),
+            ("params", pa.binary()),
+            ("updater", pa.binary()),
+            ("score_sum", pa.float64()),
+            ("steps", pa.int64()),
+            ("examples", pa.int64()),
+            ("tau", pa.float64()),
+            ("bytes_sent", pa.int64()),
+            ("bytes_received", pa.int64()),
+            ("elements_sent", pa.int64()),
+            ("events", pa.binary()),
+        ]
+    )
 
 
 class Recorder:
@@ -151,6 +190,10 @@ def run_stage(
     t0 = time.time()
     x_all, y_all = _local_data(task, index, rows)
     record("data_fetch", t0, task.iteration, examples=len(x_all))
+    if len(x_all) == 0:
+        raise DataError(
+            f"worker {index} received no training rows; with repartition='never' every input partition needs rows"
+        )
 
     t0 = time.time()
     master = task.master

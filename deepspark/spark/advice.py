@@ -10,7 +10,10 @@ from typing import Any, Literal
 from deepspark.spark.stats import (
     PHASE_AGGREGATE,
     PHASE_BROADCAST,
+    PHASE_COMPUTE,
     PHASE_DATA_FETCH,
+    PHASE_ENCODE,
+    PHASE_EXCHANGE,
     PHASE_FIT,
     PHASE_MAP,
     PHASE_MODEL_INIT,
@@ -33,6 +36,12 @@ TINY_OVERHEAD_RATIO = 0.2
 MODEL_INIT_MAX_SHARE = 0.15
 # Fraction of (round, worker) pairs with a model_init for it to count as "every round".
 MODEL_INIT_EVERY_ROUND = 0.8
+
+# Gradient sharing: exchange time over compute time above which the workers mostly wait for the network.
+EXCHANGE_MAX_RATIO = 1.0
+# Gradient sharing: share of threshold-encoded steps that went out as (n / 16) bitmaps above which tau
+# is too low for the updates (the messages are barely compressed).
+BITMAP_MAX_SHARE = 0.5
 
 _OVERHEAD_PHASES = (PHASE_BROADCAST, PHASE_AGGREGATE, PHASE_PROCESS_PARAMS)
 
@@ -216,6 +225,39 @@ def _rule_retries(stats: TrainingStats, settings: dict[str, Any]) -> list[Findin
     ]
 
 
+def _rule_exchange(stats: TrainingStats, settings: dict[str, Any]) -> list[Finding]:
+    compute = sum(stats.worker_totals(PHASE_COMPUTE).values())
+    exchange = sum(stats.worker_totals(PHASE_EXCHANGE).values())
+    if compute <= 0 or exchange / compute <= EXCHANGE_MAX_RATIO:
+        return []
+    steps = len(stats.events(phase=PHASE_EXCHANGE))
+    sent = sum(float(e.detail.get("bytes_sent", 0)) for e in stats.events(phase=PHASE_EXCHANGE)) / max(1, steps)
+    todo = "overlap it with compute: staleness=1" + _setting(settings, "staleness")
+    if settings.get("encoding") == "dense":
+        todo = "send less: encoding='threshold', or " + todo
+    detail = (
+        f"Workers spend {exchange:.2f} s exchanging updates and {compute:.2f} s computing them "
+        f"({exchange / compute:.1f}x; {sent:,.0f} bytes sent per step per worker). Give each step more compute "
+        f"(raise batch_size_per_worker{_setting(settings, 'batch_size_per_worker')}) or {todo}."
+    )
+    return [Finding("warning", "Communication dominates the steps", detail, "batch_size_per_worker", "exchange")]
+
+
+def _rule_bitmaps(stats: TrainingStats, settings: dict[str, Any]) -> list[Finding]:
+    encode = stats.events(phase=PHASE_ENCODE)
+    if not encode:
+        return []
+    dense_ish = sum(1 for e in encode if float(e.detail.get("sparsity", 0.0)) * 16 > 1.0)
+    if dense_ish / len(encode) <= BITMAP_MAX_SHARE:
+        return []
+    detail = (
+        f"{dense_ish} of {len(encode)} encoded steps sent more than 1/16 of the elements, so they went out as "
+        "2-bit bitmaps (16x smaller than dense, far from the 100x+ that sparse messages give). The threshold is "
+        "low for these updates: start it higher (threshold_algorithm.initial) or let it adapt for longer."
+    )
+    return [Finding("info", "Threshold messages are barely compressed", detail, "threshold_algorithm", "bitmaps")]
+
+
 RULES: tuple[Callable[[TrainingStats, dict[str, Any]], list[Finding]], ...] = (
     _rule_driver_overhead,
     _rule_data_fetch,
@@ -224,6 +266,8 @@ RULES: tuple[Callable[[TrainingStats, dict[str, Any]], list[Finding]], ...] = (
     _rule_tiny_iterations,
     _rule_model_init,
     _rule_retries,
+    _rule_exchange,
+    _rule_bitmaps,
 )
 
 
@@ -248,8 +292,9 @@ def advise(stats: TrainingStats, settings: dict[str, Any] | None = None) -> list
     findings = [finding for rule in RULES for finding in rule(stats, settings)]
     if not findings:
         busy = sum(stats.worker_totals().values())
-        fit = sum(stats.worker_totals(PHASE_FIT).values())
-        share = stats.phase_totals().get(PHASE_FIT)
+        main = PHASE_FIT if stats.events(phase=PHASE_FIT) else PHASE_COMPUTE
+        fit = sum(stats.worker_totals(main).values())
+        share = stats.phase_totals().get(main)
         detail = (
             f"Workers spend {fit / busy if busy > 0 else 0.0:.0%} of their busy time fitting"
             f" and fit for {share.share if share else 0.0:.0%} of the run's worker time; no setting needs changing."
@@ -260,7 +305,9 @@ def advise(stats: TrainingStats, settings: dict[str, Any] | None = None) -> list
 
 __all__ = [
     "DATA_FETCH_MAX_SHARE",
+    "BITMAP_MAX_SHARE",
     "DRIVER_OVERHEAD_MAX_RATIO",
+    "EXCHANGE_MAX_RATIO",
     "MODEL_INIT_EVERY_ROUND",
     "MODEL_INIT_MAX_SHARE",
     "RULES",

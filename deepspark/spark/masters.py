@@ -93,7 +93,7 @@ class GradientSharing(TrainingMaster):
     """DL4J's SharedTrainingMaster: peers exchange threshold-encoded updates over torch.distributed.
 
     Training runs as Spark barrier stages, one per epoch: the ``num_workers`` tasks start together, join one
-    process group (gloo on CPU, NCCL when the task was given a GPU) through a store the driver hosts, and
+    gloo process group through a store the driver hosts, and
     train in lockstep. Each step a worker adds its update to a residual and sends only the elements with
     ``|r| >= tau`` as ``±tau`` (sparse indices, or a 2-bit bitmap when that is smaller); every worker applies
     the sum of all peers' messages, so the replicas stay identical. ``encoding="dense"`` all-reduces the
@@ -117,7 +117,7 @@ class GradientSharing(TrainingMaster):
         storage_level: Spark storage level of the cached training blocks.
         collective_timeout: seconds any rendezvous or collective may wait for a peer before the stage fails
             (a dead or stuck peer fails every rank within this bound, never a hang).
-        backend: ``auto`` (NCCL when the task has a GPU, else gloo), ``gloo`` or ``nccl``.
+        backend: ``auto`` or ``gloo``; ``nccl`` is refused while ``Network`` computes on the CPU only.
         collect_training_stats: record per-step phase timings, bytes, sparsity and tau.
         seed: seed of the per-epoch shuffles on the workers.
 

@@ -75,6 +75,8 @@ class SparkNetwork:
             raise DeepSparkError(f"{type(self.master).__name__} is not supported by SparkNetwork.fit yet")
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
+        if isinstance(self.master, GradientSharing):
+            _sharing.check_master(self.master)
         if resume_from is not None:
             self.network = Network.load(_averaging.latest_checkpoint(resume_from))
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)

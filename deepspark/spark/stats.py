@@ -562,6 +562,16 @@ class TrainingStats:
                 f"{t.min * 1e3:>10.2f} {t.max * 1e3:>10.2f} {t.share:>7.1%}"
             )
         lines.append("share: driver phases of wall time; worker phases of wall time x workers")
+        exchange = self.events(phase=PHASE_EXCHANGE)
+        if exchange:
+            sent = [float(e.detail.get("bytes_sent", 0)) for e in exchange]
+            line = f"exchange: {sum(sent) / len(sent):,.0f} bytes sent per step per worker (mean of {len(sent)})"
+            encode = self.events(phase=PHASE_ENCODE)
+            if encode:
+                sparsity = [float(e.detail.get("sparsity", 0.0)) for e in encode]
+                last = max(encode, key=lambda e: e.start)
+                line += f"; sparsity mean {sum(sparsity) / len(sparsity):.2e}; last tau {last.detail.get('tau')}"
+            lines.append(line)
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -148,21 +148,22 @@ def test_fit_threshold_learns_and_reports_bytes_sparsity_and_tau(spark: SparkSes
 def test_fit_dense_and_threshold_agree_on_a_separable_problem(spark: SparkSession) -> None:
     x, y = _problem(1000, seed=5)
     df = _frame(spark, x, y).persist()
+    chance = Network(_conf()).evaluate(x, y).accuracy()
     accs = {}
     for encoding in ("dense", "threshold"):
         master = GradientSharing(num_workers=2, batch_size_per_worker=25, encoding=encoding)  # type: ignore[arg-type]
-        accs[encoding] = SparkNetwork(spark, _conf(), master).fit(df, epochs=4).evaluate(x, y).accuracy()
+        accs[encoding] = SparkNetwork(spark, _conf(), master).fit(df, epochs=3).evaluate(x, y).accuracy()
     df.unpersist()
-    assert accs["dense"] > 0.85, accs
-    assert accs["threshold"] > 0.8, accs
+    assert min(accs.values()) > chance + 0.25, (chance, accs)
+    assert abs(accs["dense"] - accs["threshold"]) < 0.1, accs
 
 
 def test_unequal_partitions_do_not_hang(spark: SparkSession) -> None:
     x, y = _problem(110, seed=2)
-    import pandas as pd
-
-    pdf = pd.DataFrame({"features": list(x.astype(np.float64)), "label": y, "part": [0] * 10 + [1] * 100})
-    df = spark.createDataFrame(pdf).repartition(2, "part").drop("part")
+    rows = [(x[i].astype(float).tolist(), int(y[i])) for i in range(len(x))]
+    per_part = [rows[:10], rows[10:]]
+    rdd = spark.sparkContext.parallelize([0, 1], 2).flatMap(lambda p: per_part[p])  # partitions of 10 and 100
+    df = spark.createDataFrame(rdd, "features array<double>, label long")
     sizes = sorted(df.rdd.glom().map(len).collect())
     assert sizes == [10, 100]
     master = GradientSharing(num_workers=2, batch_size_per_worker=16, repartition="never", collective_timeout=20.0)
@@ -181,6 +182,14 @@ def test_too_few_task_slots_fail_fast_naming_the_settings(spark: SparkSession) -
     assert time.monotonic() - start < 30
 
 
+def test_nccl_backend_is_refused_before_any_work(spark: SparkSession) -> None:
+    from deepspark.errors import ConfigError
+
+    x, y = _problem(40)
+    with pytest.raises(ConfigError, match=r"^backend: NCCL moves CUDA tensors only"):
+        SparkNetwork(spark, _conf(), GradientSharing(num_workers=2, backend="nccl")).fit(_frame(spark, x, y))
+
+
 def _silent_peer(host: str, port: int, prefix: str, index: int, rows: Any) -> Any:
     """Rank 1 joins, then never takes part in the collective rank 0 waits in."""
     import torch
@@ -193,22 +202,30 @@ def _silent_peer(host: str, port: int, prefix: str, index: int, rows: Any) -> An
     _rendezvous.join(host, port, prefix, index, 2, "gloo", 3.0)
     try:
         if index == 0:
-            dist.all_reduce(torch.ones(4))
+            start = time.monotonic()
+            try:
+                dist.all_reduce(torch.ones(4))
+            except RuntimeError as e:
+                raise RuntimeError(f"rank 0 gave up after {time.monotonic() - start:.2f} s: {e}") from e
         else:
-            time.sleep(15)  # the stuck peer: it holds its slot but sends nothing
+            time.sleep(30)  # the stuck peer: it holds its slot but sends nothing
     finally:
         _rendezvous.leave()
     yield index
 
 
 def test_stuck_peer_fails_the_stage_within_the_collective_timeout(spark: SparkSession) -> None:
+    import re
+
     store = DriverStore("127.0.0.1", 3.0)
     start = time.monotonic()
     try:
-        with pytest.raises(Exception, match=r"(?i)timed? ?out|timeout"):
+        with pytest.raises(Exception, match=r"rank 0 gave up after") as caught:
             spark.sparkContext.parallelize(range(2), 2).barrier().mapPartitionsWithIndex(
                 partial(_silent_peer, store.host, store.port, f"stuck{time.time_ns()}/")
             ).collect()
     finally:
         store.close()
-    assert time.monotonic() - start < 14  # rank 0 gave up after ~3 s; Spark then killed the sleeping rank
+    waited = float(re.search(r"rank 0 gave up after ([0-9.]+) s", str(caught.value)).group(1))  # type: ignore[union-attr]
+    assert 2.5 <= waited < 10, waited  # the 3 s collective timeout, not the peer's 30 s sleep
+    assert time.monotonic() - start < 120  # the job ended: no hang

@@ -178,3 +178,35 @@ def test_training_stats_advice_matches_advise() -> None:
 )
 def test_advice_thresholds_positive_named_constants(name: str) -> None:
     assert getattr(advice, name) > 0
+
+
+def _sharing_run(*, compute: float, exchange: float, sparsity: float, steps: int = 40) -> TrainingStats:
+    """A GradientSharing-shaped run: per step compute, encode, exchange, decode on two workers."""
+    stats = TrainingStats(settings={"encoding": "threshold", "batch_size_per_worker": 32, "staleness": 0})
+    for w in range(2):
+        timer = PhaseTimer("worker", w, host=f"exec-{w}", pid=100 + w)
+        t = T0
+        for s in range(steps):
+            timer.record("compute", t, compute, round=s, examples=32)
+            timer.record("encode", t + compute, 0.001, round=s, sparsity=sparsity, tau=1e-3)
+            timer.record("exchange", t + compute + 0.001, exchange, round=s, bytes_sent=4000, bytes_received=4000)
+            timer.record("decode", t + compute + 0.001 + exchange, 0.001, round=s)
+            t += compute + exchange + 0.002
+        stats.add(timer.drain())
+    return stats
+
+
+def test_advice_sharing_flags_communication_bound_steps() -> None:
+    findings = advise(_sharing_run(compute=0.01, exchange=0.03, sparsity=1e-3))
+    rules = [f.rule for f in findings]
+    assert "exchange" in rules
+    finding = findings[rules.index("exchange")]
+    assert "staleness=1" in finding.detail and "4,000 bytes" in finding.detail
+
+
+def test_advice_sharing_flags_bitmap_messages_and_is_quiet_when_healthy() -> None:
+    assert "bitmaps" in [f.rule for f in advise(_sharing_run(compute=0.03, exchange=0.01, sparsity=0.2))]
+    healthy = advise(_sharing_run(compute=0.03, exchange=0.01, sparsity=1e-3))
+    assert [f.rule for f in healthy] == ["ok"]
+    summary = _sharing_run(compute=0.03, exchange=0.01, sparsity=1e-3).summary()
+    assert "4,000 bytes sent per step per worker" in summary and "sparsity mean 1.00e-03" in summary
