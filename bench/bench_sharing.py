@@ -8,6 +8,10 @@ Contenders:
   the way its docs suggest for data that fits in memory: collected from the DataFrame on the driver
   (through Arrow) and handed over as arguments.
 
+- sparktorch (``mode="synchronous"``, ``useBarrier=True``: per-parameter all-reduce in a barrier stage), when
+  it is installed (it is not a deepspark dependency: ``pip install -c constraints.txt sparktorch``). Its fit
+  cannot be timed from inside, so only its end-to-end time is reported, and samples/s from that time.
+
 Reported: steady-state samples/s (epochs after the first, timed inside training) and end-to-end wall time
 of "fit from a DataFrame" (data conversion and process start-up included). All ranks run 1 torch thread,
 as Spark sets for a 1-CPU task.
@@ -83,6 +87,37 @@ def run_torch_distributor(spark: Any, df: Any, epochs: int, batch: int, local_mo
     return steady, time.perf_counter() - t0
 
 
+def run_sparktorch(spark: Any, df: Any, epochs: int, batch: int) -> tuple[float, float]:
+    """sparktorch's synchronous mode; ``iters`` minibatches of ``batch`` per worker = the same examples."""
+    import dill
+    import torch
+    from pyspark.ml.functions import array_to_vector
+    from sparktorch import SparkTorch, serialize_torch_obj
+
+    from common import lenet_torch
+
+    dill.settings["byref"] = True  # SPARK-NOTES.md: needed before serialize_torch_obj with torch 2.13
+    torch.manual_seed(0)
+    torch_obj = serialize_torch_obj(
+        model=lenet_torch(), criterion=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam, lr=1e-3
+    )
+    iters = epochs * -(-4000 // batch)
+    t0 = time.perf_counter()
+    vectors = df.select(array_to_vector("features").alias("features"), "label")
+    SparkTorch(
+        inputCol="features",
+        labelCol="label",
+        torchObj=torch_obj,
+        iters=iters,
+        partitions=2,
+        miniBatch=batch,
+        useBarrier=True,
+        verbose=0,
+    ).fit(vectors)
+    wall = time.perf_counter() - t0
+    return iters * batch * 2 / wall, wall
+
+
 def run_sharing(spark: Any, df: Any, epochs: int, batch: int, encoding: str) -> tuple[float, float, float]:
     master = GradientSharing(num_workers=2, batch_size_per_worker=batch, encoding=encoding, seed=0)  # type: ignore[arg-type]
     rounds: list[Any] = []
@@ -99,7 +134,7 @@ def main() -> None:
     mnist_arg(parser)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--only", default="dense,threshold,td-cluster,td-local")
+    parser.add_argument("--only", default="dense,threshold,td-cluster,td-local,sparktorch")
     args = parser.parse_args()
     x_train, y_train, _, _ = mnist_split(args.mnist)
     spark = local_spark("local[2]", app_name="deepspark-bench-sharing")
@@ -110,6 +145,14 @@ def main() -> None:
             if name in ("dense", "threshold"):
                 steady, wall, _ = run_sharing(spark, df, args.epochs, args.batch, name)
                 label = f"deepspark GradientSharing {name}"
+            elif name == "sparktorch":
+                try:
+                    import sparktorch  # noqa: F401
+                except ImportError:
+                    print("sparktorch is not installed: skipped", flush=True)
+                    continue
+                steady, wall = run_sparktorch(spark, df, args.epochs, args.batch)
+                label = "sparktorch synchronous (samples/s end to end)"
             else:
                 steady, wall = run_torch_distributor(spark, df, args.epochs, args.batch, name == "td-local")
                 label = f"TorchDistributor DDP, local_mode={name == 'td-local'}"

@@ -94,11 +94,18 @@ def _batches(steps: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(x[i * size : (i + 1) * size], y[i * size : (i + 1) * size]) for i in range(steps)]
 
 
-@pytest.mark.parametrize("staleness", [0, 1])
-@pytest.mark.parametrize("algorithm", [None, TargetSparsity(target=0.05), FixedThreshold(threshold=1e-3)])
-def test_threshold_replicas_bit_identical_after_steps(spark: SparkSession, staleness: int, algorithm: Any) -> None:
-    kwargs = {"threshold_algorithm": algorithm} if algorithm is not None else {}
-    master = GradientSharing(num_workers=2, staleness=staleness, **kwargs)
+@pytest.mark.parametrize(
+    "master",
+    [
+        GradientSharing(num_workers=2),
+        GradientSharing(num_workers=2, staleness=1),
+        GradientSharing(num_workers=2, threshold_algorithm=TargetSparsity(target=0.05)),
+        GradientSharing(num_workers=2, threshold_algorithm=FixedThreshold(threshold=1e-3), staleness=1),
+        GradientSharing(num_workers=2, encoding="dense", staleness=1),
+    ],
+    ids=["adaptive", "adaptive-stale", "target", "fixed-stale", "dense-stale"],
+)
+def test_replicas_bit_identical_after_steps(spark: SparkSession, master: GradientSharing) -> None:
     conf = _conf()
     out = _run_stage(spark, master, conf, _batches(25, 32), finish=False)
     (r0, h0, p0), (r1, h1, _) = out
