@@ -326,8 +326,12 @@ class Network:
     # The three steps of ``fit_batch``, public so that distributed training can put communication between
     # them: all-reduce the gradient after step 1 (dense gradient sharing), or encode the update after step 2.
 
-    def compute_gradient(self, batch: Batch) -> Tensor:
-        """Step 1: forward, backward and gradient post-processing into ``flat.grads``; returns the score."""
+    def compute_gradient(self, batch: Batch, *, postprocess: bool = True) -> Tensor:
+        """Step 1: forward, backward and gradient post-processing into ``flat.grads``; returns the score.
+
+        With ``postprocess=False`` the raw gradient stays (e.g. to all-reduce it first); call
+        ``postprocess_gradient`` before ``gradient_to_update`` then.
+        """
         x, y, fmask, lmask = batch
         if y is None:
             raise DataError("a training minibatch has no labels")
@@ -339,8 +343,13 @@ class Network:
         if loss.requires_grad:  # a parameter-free network has nothing to differentiate
             loss.backward()  # type: ignore[no-untyped-call]
         score = loss.detach() + self.post.regularization_score()
-        self.post.before_update(self.updater.learning_rate(self.iteration, self.epoch))
+        if postprocess:
+            self.postprocess_gradient()
         return score
+
+    def postprocess_gradient(self) -> None:
+        """Gradient normalization and L1/L2 terms into ``flat.grads`` (part of ``compute_gradient``)."""
+        self.post.before_update(self.updater.learning_rate(self.iteration, self.epoch))
 
     def gradient_to_update(self) -> None:
         """Step 2: the updater turns ``flat.grads`` into the update to subtract, in place (weight decay too)."""

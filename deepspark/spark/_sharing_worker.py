@@ -83,7 +83,12 @@ def run_arrow_stage(task: StageTask, params_bc: Any, updater_bc: Any, batches: I
 
     ctx = TaskContext.get()
     index = ctx.partitionId() if ctx is not None else 0
-    rows = (row for batch in batches for row in batch.to_pylist())
+    if (task.fit_id, index) in _DATA:  # converted in an earlier epoch: only drain what the JVM sends
+        rows: Iterator[Any] = iter(())
+        for _ in batches:
+            pass
+    else:
+        rows = (row for batch in batches for row in batch.to_pylist())
     for result in run_stage(task, params_bc, updater_bc, index, rows):
         yield pa.RecordBatch.from_pylist([dataclasses.asdict(result)], schema=_result_arrow_schema())
 
@@ -207,6 +212,7 @@ def run_stage(
         master.collective_timeout,
     )
     record(PHASE_RENDEZVOUS, t0, task.iteration, backend=member.backend)
+    trainer: Trainer | None = None
     try:
         trainer = Trainer(net, master, member.world_size, task.tau, record)
         longest = trainer.agree_max(len(x_all))
@@ -226,6 +232,8 @@ def run_stage(
                 prefetcher.close()
         trainer.finish()
     finally:
+        if trainer is not None:
+            trainer.close()
         _rendezvous.leave()
     yield StageResult(
         rank=index,
@@ -261,7 +269,8 @@ class Trainer:
         self.tau: float = tau if tau is not None else (first if first is not None else 0.0)
         self._pending: Any = None
         if self.dense:
-            self._comm = [torch.empty(self.n, dtype=net.dtype) for _ in range(1 + master.staleness)]
+            self._comm = [torch.empty(self.n, dtype=net.dtype) for _ in range(master.staleness * 2)]
+            self._buckets = GradientBuckets(net) if master.staleness == 0 else None
             return
         codec = _CODECS.get(self.n)
         if codec is None or codec.dtype != net.dtype:
@@ -285,10 +294,20 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t[0])
 
+    def close(self) -> None:
+        """Remove the backward hooks (the network stays cached in the Python worker for the next stage)."""
+        if self.dense and self._buckets is not None:
+            self._buckets.remove()
+
     def step(self, batch: Any, size: int) -> None:
         t0 = time.time()
         step = self.net.iteration
-        score = self.net.compute_gradient(batch)
+        buckets = self._buckets if self.dense else None
+        if buckets is not None:  # dense, synchronous: all-reduce slices during backward, as DDP does
+            buckets.start()
+            score = self.net.compute_gradient(batch, postprocess=False)
+        else:
+            score = self.net.compute_gradient(batch)
         self.score_sum += float(score)
         self.steps += 1
         self.examples += size
@@ -306,9 +325,12 @@ class Trainer:
         self.record("compute", t0, step, examples=size)
         wire = 2 * (self.world - 1) * self.n * grads.element_size() // self.world  # ring all-reduce, per rank
         t1 = time.time()
-        if self.master.staleness == 0:
-            dist.all_reduce(grads)
-            self._dense_apply(grads, score, size)
+        if self._buckets is not None:
+            self._buckets.wait()
+            grads.div_(self.world)
+            self.net.postprocess_gradient()
+            self.net.gradient_to_update()
+            self.net.apply_update(grads, score, size)
         else:
             slot = self._comm[self.steps % 2]
             slot.copy_(grads)
@@ -319,7 +341,7 @@ class Trainer:
         self.bytes_received += wire
         self.record("exchange", t1, step, bytes_sent=wire, bytes_received=wire)
 
-    def _dense_apply(self, reduced: Any, score: Any, size: int) -> None:
+    def _dense_apply(self, reduced: Any, score: Any, size: int) -> None:  # staleness 1
         grads = self.net.flat.grads
         if reduced is not grads:
             grads.copy_(reduced)
@@ -442,3 +464,67 @@ class Trainer:
                 f"the replicas diverged during epoch {net.epoch} (parameter checksums {low.tolist()} vs "
                 f"{high.tolist()}); this is a bug in deepspark, please report it"
             )
+
+
+class GradientBuckets:
+    """DDP's overlap for the flat gradient: contiguous slices of ``flat.grads`` are all-reduced asynchronously
+    as soon as backward has produced every gradient in them (backward runs from the last layer to the first,
+    so the slices are cut from the end of the buffer). ``wait`` completes them all.
+    """
+
+    BUCKET_BYTES = 1 << 20
+
+    def __init__(self, net: Any) -> None:
+        grads = net.flat.grads
+        params = [p for _, p in net.model.named_parameters() if p.requires_grad]
+        segments = [s for s in net.flat.segments if s.trainable]
+        limit = max(1, self.BUCKET_BYTES // grads.element_size())
+        self.slices: list[tuple[int, int]] = []
+        owner: list[int] = [0] * len(params)
+        end, start = segments[-1].offset + segments[-1].numel if segments else 0, None
+        for i in range(len(segments) - 1, -1, -1):
+            seg = segments[i]
+            start = seg.offset
+            owner[i] = len(self.slices)
+            if end - start >= limit or i == 0:
+                self.slices.append((start, end))
+                end = start
+        self.sizes = [0] * len(self.slices)
+        for b in owner:
+            self.sizes[b] += 1
+        self.grads = grads
+        self.remaining: list[int] = []
+        self.works: list[Any] = [None] * len(self.slices)
+        self.handles = [p.register_post_accumulate_grad_hook(self._ready(b)) for p, b in zip(params, owner, strict=True)]
+
+    def _ready(self, bucket: int) -> Any:
+        def hook(_: Any) -> None:
+            self.remaining[bucket] -= 1
+            if self.remaining[bucket] == 0:
+                self._launch(bucket)
+
+        return hook
+
+    def _launch(self, bucket: int) -> None:
+        import torch.distributed as dist
+
+        start, end = self.slices[bucket]
+        self.works[bucket] = dist.all_reduce(self.grads[start:end], async_op=True)
+
+    def start(self) -> None:
+        """Arm every bucket for the next backward."""
+        self.remaining = list(self.sizes)
+        self.works = [None] * len(self.slices)
+
+    def wait(self) -> None:
+        """Launch what backward did not reach (unused parameters), in bucket order, and wait for all."""
+        for bucket, work in enumerate(self.works):
+            if work is None:
+                self._launch(bucket)
+        for work in self.works:
+            work.wait()
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
