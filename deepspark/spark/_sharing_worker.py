@@ -495,7 +495,9 @@ class GradientBuckets:
         self.grads = grads
         self.remaining: list[int] = []
         self.works: list[Any] = [None] * len(self.slices)
-        self.handles = [p.register_post_accumulate_grad_hook(self._ready(b)) for p, b in zip(params, owner, strict=True)]
+        self.handles = [
+            p.register_post_accumulate_grad_hook(self._ready(b)) for p, b in zip(params, owner, strict=True)
+        ]
 
     def _ready(self, bucket: int) -> Any:
         def hook(_: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from deepspark.config import Dense, InputType, NetworkConfig, Output
@@ -22,7 +24,7 @@ def test_buckets_tile_the_gradient_from_the_end(monkeypatch: pytest.MonkeyPatch,
     try:
         slices = buckets.slices
         assert slices[0][1] == net.flat.n_trainable and slices[-1][0] == 0
-        assert all(a[0] == b[1] for a, b in zip(slices, slices[1:], strict=False))  # contiguous, descending
+        assert all(a[0] == b[1] for a, b in itertools.pairwise(slices))  # contiguous, descending
         assert sum(buckets.sizes) == 6  # every weight and bias belongs to exactly one bucket
         if bucket_bytes == 1:
             assert len(slices) == 6  # one parameter per bucket
