@@ -118,8 +118,16 @@ def run_sparktorch(spark: Any, df: Any, epochs: int, batch: int) -> tuple[float,
     return iters * batch * 2 / wall, wall
 
 
-def run_sharing(spark: Any, df: Any, epochs: int, batch: int, encoding: str) -> tuple[float, float, float]:
-    master = GradientSharing(num_workers=2, batch_size_per_worker=batch, encoding=encoding, seed=0)  # type: ignore[arg-type]
+def run_sharing(
+    spark: Any, df: Any, epochs: int, batch: int, encoding: str, staleness: int = 0
+) -> tuple[float, float, float]:
+    master = GradientSharing(
+        num_workers=2,
+        batch_size_per_worker=batch,
+        encoding=encoding,  # type: ignore[arg-type]
+        staleness=staleness,
+        seed=0,
+    )
     rounds: list[Any] = []
     spark_net = SparkNetwork(spark, lenet_config(seed=0), master)
     t0 = time.perf_counter()
@@ -134,7 +142,9 @@ def main() -> None:
     mnist_arg(parser)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--only", default="dense,threshold,td-cluster,td-local,sparktorch")
+    parser.add_argument(
+        "--only", default="dense,threshold,dense-stale,threshold-stale,td-cluster,td-local,sparktorch"
+    )
     args = parser.parse_args()
     x_train, y_train, _, _ = mnist_split(args.mnist)
     spark = local_spark("local[2]", app_name="deepspark-bench-sharing")
@@ -142,9 +152,10 @@ def main() -> None:
     try:
         df = frame(spark, x_train, y_train, 2)
         for name in args.only.split(","):
-            if name in ("dense", "threshold"):
-                steady, wall, _ = run_sharing(spark, df, args.epochs, args.batch, name)
-                label = f"deepspark GradientSharing {name}"
+            if name.split("-")[0] in ("dense", "threshold"):
+                encoding, stale = name.split("-")[0], int(name.endswith("-stale"))
+                steady, wall, _ = run_sharing(spark, df, args.epochs, args.batch, encoding, stale)
+                label = f"deepspark GradientSharing {encoding}" + (", staleness=1" if stale else "")
             elif name == "sparktorch":
                 try:
                     import sparktorch  # noqa: F401

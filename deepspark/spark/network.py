@@ -91,6 +91,11 @@ class SparkNetwork:
                 stats.add([driver_event(phase, start, time.time() - start)])
 
         export_path: Path | None = None
+        if isinstance(data, (str, Path)) and isinstance(master, GradientSharing):
+            raise DataError(
+                "GradientSharing trains from a DataFrame, not from exported minibatches; pass the DataFrame, or "
+                "use ParameterAveraging for an export path"
+            )
         if isinstance(data, (str, Path)):
             prepared = _averaging.prepare_exported(self.spark, str(data), self.network, master, workers, record)
         else:

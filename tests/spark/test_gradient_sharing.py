@@ -197,6 +197,13 @@ def test_nccl_backend_is_refused_before_any_work(spark: SparkSession) -> None:
         SparkNetwork(spark, _conf(), GradientSharing(num_workers=2, backend="nccl")).fit(_frame(spark, x, y))
 
 
+def test_export_path_is_refused_with_a_hint(spark: SparkSession, tmp_path: Any) -> None:
+    from deepspark.errors import DataError
+
+    with pytest.raises(DataError, match="GradientSharing trains from a DataFrame.*ParameterAveraging"):
+        SparkNetwork(spark, _conf(), GradientSharing(num_workers=2)).fit(str(tmp_path))
+
+
 def _silent_peer(host: str, port: int, prefix: str, index: int, rows: Any) -> Any:
     """Rank 1 joins, then never takes part in the collective rank 0 waits in."""
     import torch
