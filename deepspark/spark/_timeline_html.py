@@ -333,8 +333,9 @@ def _stacked(stats: TrainingStats, worker: int, colors: dict[str, str]) -> str:
 
 
 def _workers_table(stats: TrainingStats, colors: dict[str, str]) -> str:
-    fit, busy = stats.worker_totals(PHASE_FIT), stats.worker_totals()
-    examples = stats.worker_detail_totals("examples", PHASE_FIT)
+    work = stats.work_phase
+    fit, busy = stats.worker_totals(work), stats.worker_totals()
+    examples = stats.worker_detail_totals("examples", work)
     slowest = max(fit, key=lambda w: fit[w], default=None)
     retried: dict[int, int] = {}
     for task in stats.retried_tasks():
@@ -345,11 +346,11 @@ def _workers_table(stats: TrainingStats, colors: dict[str, str]) -> str:
         bold = ' style="font-weight:600;color:#b42318"' if w == slowest and len(fit) > 1 else ""
         rows.append(
             f'<tr><td>worker {w}</td><td class="l">{escape(", ".join(hosts))}</td><td{bold}>{fit[w]:.3f}</td>'
-            f"<td>{len(stats.events(PHASE_FIT, 'worker', worker=w)):,}</td><td>{examples[w]:,.0f}</td>"
+            f"<td>{len(stats.events(work, 'worker', worker=w)):,}</td><td>{examples[w]:,.0f}</td>"
             f"<td>{busy[w]:.3f}</td><td>{retried.get(w, 0)}</td><td class='l'>{_stacked(stats, w, colors)}</td></tr>"
         )
     head = (
-        "<tr><th>worker</th><th class='l'>host</th><th>fit s</th><th>minibatches</th><th>examples</th>"
+        f"<tr><th>worker</th><th class='l'>host</th><th>{work} s</th><th>minibatches</th><th>examples</th>"
         "<th>busy s</th><th>retried tasks</th><th class='l'>wall time by phase (grey: idle)</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -376,7 +377,7 @@ def render_html(stats: TrainingStats, findings: Sequence[Finding], *, title: str
     ]
     colors = _colors(order)
     bars, note = _bars(stats, t0)
-    fit = totals.get(PHASE_FIT)
+    fit = totals.get(stats.work_phase)
     retried = len(stats.retried_tasks())
     chips = [
         (
@@ -386,7 +387,7 @@ def render_html(stats: TrainingStats, findings: Sequence[Finding], *, title: str
         ),
         (f"{len(stats.rounds())}", "rounds"),
         (_fmt_s(stats.wall_time), "wall time"),
-        (f"{fit.share:.0%}" if fit else "&ndash;", "of worker time fitting"),
+        (f"{fit.share:.0%}" if fit else "&ndash;", f"of worker time in {stats.work_phase}"),
         (f"{len(stats):,}", "events"),
         (str(retried), "retried tasks"),
     ]

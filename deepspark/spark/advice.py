@@ -160,8 +160,8 @@ def _rule_idle_workers(stats: TrainingStats, settings: dict[str, Any]) -> list[F
     wanted = settings.get("num_workers", stats.num_workers_requested)
     if not isinstance(wanted, int) or wanted <= 0:
         return []
-    fitting: dict[int, set[int]] = {e.round: set() for e in stats.events(side="worker")}
-    for e in stats.events(PHASE_FIT, "worker"):
+    fitting: dict[int, set[int]] = {e.round: set() for e in stats.events(stats.work_phase, "worker")}
+    for e in stats.events(stats.work_phase, "worker"):
         fitting[e.round].add(e.worker)
     active = [len(workers) for workers in fitting.values()]
     short = [n for n in active if n < wanted]

@@ -491,6 +491,11 @@ class TrainingStats:
         start, end = self.time_span()
         return end - start
 
+    @property
+    def work_phase(self) -> str:
+        """The phase in which workers do the training itself: ``fit`` (averaging) or ``compute`` (sharing)."""
+        return PHASE_COMPUTE if any(e.phase == PHASE_COMPUTE for e in self._events) else PHASE_FIT
+
     def worker_totals(self, phase: str | None = None) -> dict[int, float]:
         """Seconds per worker spent in ``phase`` (every worker phase when ``None``)."""
         totals = dict.fromkeys(self.workers(), 0.0)

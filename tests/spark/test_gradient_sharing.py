@@ -200,7 +200,7 @@ def test_nccl_backend_is_refused_before_any_work(spark: SparkSession) -> None:
 def test_export_path_is_refused_with_a_hint(spark: SparkSession, tmp_path: Any) -> None:
     from deepspark.errors import DataError
 
-    with pytest.raises(DataError, match="GradientSharing trains from a DataFrame.*ParameterAveraging"):
+    with pytest.raises(DataError, match=r"GradientSharing trains from a DataFrame.*ParameterAveraging"):
         SparkNetwork(spark, _conf(), GradientSharing(num_workers=2)).fit(str(tmp_path))
 
 
