@@ -19,6 +19,7 @@ from deepspark.spark._errors import is_spark_failure, raise_from_spark
 from deepspark.spark._worker import RoundResult, RoundTask, add_results, fit_round
 from deepspark.spark.masters import GradientSharing, ParameterAveraging
 from deepspark.spark.stats import PHASE_RETRY, PhaseEvent, TrainingStats, decode_events
+from deepspark.spark.stats import driver_event as stats_driver_event
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -231,20 +232,7 @@ def train(
 
     def driver_event(phase: str, start: float, rnd: int) -> None:
         if stats is not None:
-            stats.add(
-                [
-                    PhaseEvent(
-                        phase=phase,
-                        side="driver",
-                        worker=-1,
-                        host=host,
-                        pid=pid,
-                        start=start,
-                        duration=time.time() - start,
-                        round=rnd,
-                    )
-                ]
-            )
+            stats.add([stats_driver_event(phase, start, time.time() - start, rnd)])
 
     global_round = 0
     seen_jobs: set[int] = set(sc.statusTracker().getJobIdsForGroup(JOB_GROUP))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from functools import partial
@@ -24,7 +23,7 @@ from deepspark.spark._errors import is_spark_failure, raise_from_spark, root_cau
 from deepspark.spark._rendezvous import DriverStore
 from deepspark.spark._sharing_worker import RESULT_SCHEMA, StageResult, StageTask, run_arrow_stage
 from deepspark.spark.masters import GradientSharing
-from deepspark.spark.stats import PHASE_RETRY, PhaseEvent, TrainingStats, decode_events
+from deepspark.spark.stats import PHASE_RETRY, TrainingStats, decode_events, driver_event
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -98,30 +97,14 @@ def train(
     workers = frame.rdd.getNumPartitions()
     wait_for_slots(sc, workers, SLOT_WAIT_S)
     max_attempts = int(sc.getConf().get("spark.stage.maxConsecutiveAttempts", "4"))
-    host, pid = socket.gethostname(), os.getpid()
     config_json = net.config.to_json(indent=None) if net.config is not None else ""
     dtype = str(net.flat.params.dtype).replace("torch.", "")
     store = DriverStore(_driver_host(sc), master.collective_timeout)
     tau: float | None = None
 
-    def driver_event(phase: str, start: float, step: int, attempt: int = 0, **detail: Any) -> None:
+    def record(phase: str, start: float, step: int, attempt: int = 0, **detail: Any) -> None:
         if stats is not None:
-            stats.add(
-                [
-                    PhaseEvent(
-                        phase=phase,
-                        side="driver",
-                        worker=-1,
-                        host=host,
-                        pid=pid,
-                        start=start,
-                        duration=time.time() - start,
-                        round=step,
-                        attempt=attempt,
-                        detail=detail,
-                    )
-                ]
-            )
+            stats.add([driver_event(phase, start, time.time() - start, step, attempt, **detail)])
 
     try:
         for _ in range(epochs):
@@ -131,7 +114,7 @@ def train(
                 t0 = time.time()
                 params_bc = sc.broadcast(_wire_bytes(net.flat.params))
                 updater_bc = sc.broadcast(_wire_bytes(net.updater.state)) if net.updater.state.numel() else None
-                driver_event("broadcast", t0, net.iteration)
+                record("broadcast", t0, net.iteration)
                 task = StageTask(
                     fit_id=data.fit_id,
                     config_json=config_json,
@@ -155,7 +138,7 @@ def train(
                         partial(run_arrow_stage, task, params_bc, updater_bc), RESULT_SCHEMA, barrier=True
                     )
                     results = [StageResult(**row.asDict()) for row in stage.collect()]
-                    driver_event("map", t0, net.iteration, attempt)
+                    record("map", t0, net.iteration, attempt)
                     break
                 except Exception as e:
                     if not is_spark_failure(e) or "deepspark.errors.DataError" in str(e):
@@ -164,7 +147,7 @@ def train(
                         raise
                     attempt += 1
                     cause = root_cause(e)
-                    driver_event(PHASE_RETRY, time.time(), net.iteration, attempt, cause=cause[:200])
+                    record(PHASE_RETRY, time.time(), net.iteration, attempt, cause=cause[:200])
                     if attempt >= max_attempts:
                         raise DistributedTrainingError(
                             f"gradient sharing, epoch {net.epoch}: the barrier stage failed {attempt} times "
@@ -184,7 +167,7 @@ def train(
                         updater_bc.unpersist()
             t0 = time.time()
             tau = _absorb(net, results, stats)
-            driver_event("process_params", t0, net.iteration)
+            record("process_params", t0, net.iteration)
             if on_round is not None:
                 score = float(net.last_score) if net.last_score is not None else float("nan")
                 examples = sum(r.examples for r in results)

@@ -23,7 +23,7 @@ from deepspark.data._arrow import ColumnSpec, blocks_to_arrays
 from deepspark.errors import DataError, DistributedTrainingError
 from deepspark.spark import _rendezvous
 from deepspark.spark._encoding import ThresholdCodec
-from deepspark.spark._worker import _DATA, _network, epoch_order
+from deepspark.spark._worker import _DATA, epoch_order, network_from_broadcast
 from deepspark.spark.masters import GradientSharing
 from deepspark.spark.stats import PhaseEvent, encode_events
 from deepspark.spark.thresholds import TargetSparsity
@@ -177,20 +177,10 @@ def run_stage(
     from deepspark.data.iterators import AsyncIterator
 
     record = Recorder(task.collect_stats, index, task.attempt)
-    t0 = time.time()
-    params = np.frombuffer(params_bc.value, dtype=np.dtype(task.dtype))
-    state = np.frombuffer(updater_bc.value, dtype=np.dtype(task.dtype)) if updater_bc is not None else None
-    record("broadcast_get", t0, task.iteration)
-
-    t0 = time.time()
-    net = _network(task.config_json)
-    net.set_params(params)
-    if state is not None:
-        net.set_updater_state(state)
-    else:
-        net.updater.state.zero_()
+    net = network_from_broadcast(
+        task.config_json, task.dtype, params_bc, updater_bc, lambda phase, t0: record(phase, t0, task.iteration)
+    )
     net.iteration, net.epoch = task.iteration, task.epoch
-    record("model_init", t0, task.iteration)
 
     t0 = time.time()
     x_all, y_all = _local_data(task, index, rows)

@@ -10,7 +10,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,26 @@ def _network(config_json: str) -> Any:
     return net
 
 
+def network_from_broadcast(
+    config_json: str, dtype: str, params_bc: Any, updater_bc: Any, record: Callable[[str, float], None]
+) -> Any:
+    """The process's cached network for ``config_json``, loaded with the broadcast parameters and updater
+    state (zeroed when none was sent); records ``broadcast_get`` and ``model_init``."""
+    t0 = time.time()
+    params = np.frombuffer(params_bc.value, dtype=np.dtype(dtype))
+    state = np.frombuffer(updater_bc.value, dtype=np.dtype(dtype)) if updater_bc is not None else None
+    record("broadcast_get", t0)
+    t0 = time.time()
+    net = _network(config_json)
+    net.set_params(params)
+    if state is not None:
+        net.set_updater_state(state)
+    else:
+        net.updater.state.zero_()
+    record("model_init", t0)
+    return net
+
+
 class _RoundMinibatches:
     """The minibatches one worker fits in one round, sliced from its cached block in epoch order."""
 
@@ -115,20 +135,8 @@ def fit_round(
                 )
             )
 
-    t0 = time.time()
-    params = np.frombuffer(params_bc.value, dtype=np.dtype(task.dtype))
-    state = np.frombuffer(updater_bc.value, dtype=np.dtype(task.dtype)) if updater_bc is not None else None
-    record("broadcast_get", t0)
-
-    t0 = time.time()
-    net = _network(task.config_json)
-    net.set_params(params)
-    if state is not None:
-        net.set_updater_state(state)
-    else:
-        net.updater.state.zero_()
+    net = network_from_broadcast(task.config_json, task.dtype, params_bc, updater_bc, record)
     net.iteration, net.epoch = task.iteration, task.epoch
-    record("model_init", t0)
 
     t0 = time.time()
     key = (task.fit_id, index)

@@ -232,14 +232,14 @@ class PhaseTimer:
 
 
 def driver_event(
-    phase: str, start: float, duration: float, round: int = 0, **detail: float | int | str | bool
+    phase: str, start: float, duration: float, round: int = 0, attempt: int = 0, **detail: float | int | str | bool
 ) -> PhaseEvent:
     """A driver-side event of this process (host and pid filled in), e.g. for a phase timed by hand.
 
     Example:
         >>> t0 = time.time(); ...; event = driver_event("count", t0, time.time() - t0)  # doctest: +SKIP
     """
-    return PhaseEvent(phase, "driver", -1, _HOST, os.getpid(), start, duration, round, 0, detail)
+    return PhaseEvent(phase, "driver", -1, _HOST, os.getpid(), start, duration, round, attempt, detail)
 
 
 def _columns(events: Iterable[PhaseEvent]) -> tuple[list[str], list[Detail], npt.NDArray[Any]]:
