@@ -328,6 +328,8 @@ class Network:
         loss = self._loss(x, y, fmask, lmask)
         if loss.requires_grad:  # a parameter-free network has nothing to differentiate
             loss.backward()  # type: ignore[no-untyped-call]
+        for listener in self.listeners:
+            listener.on_gradient_calculation(self)
         score = loss.detach() + self.post.regularization_score()
         self.post.before_update(self.updater.learning_rate(self.iteration, self.epoch))
         self.updater.step_(self.flat.grads, self.flat.trainable, self.iteration, self.epoch)
