@@ -94,7 +94,6 @@ class RoundProgress:
 
 def _demo(args: argparse.Namespace) -> int:
     from deepspark.data import load_digits, train_test_split
-    from deepspark.nn import Network
 
     x, y = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_fraction=0.2, seed=args.seed, stratify=True)
@@ -114,7 +113,8 @@ def _demo(args: argparse.Namespace) -> int:
     finally:
         for listener in listeners:
             listener.storage.close()
-            print(f"training UI: {url} ({listener.storage.sent} stats records sent, {listener.storage.dropped} dropped)")
+            sent, dropped = listener.storage.sent, listener.storage.dropped
+            print(f"training UI: {url} ({sent} stats records sent, {dropped} dropped)")
 
 
 def _demo_run(
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-output", help="folder for the archive and the timeline")
     demo.add_argument("--master", default="local[*]", help="Spark master URL (default: local[*])")
     demo.add_argument("--no-spark", action="store_true", help="train on this machine only, without Spark")
-    demo.add_argument("--ui", action="store_true", help="start the training UI (its own process) and stream stats to it")
+    demo.add_argument("--ui", action="store_true", help="start the training UI (own process), stream stats to it")
     demo.set_defaults(func=_demo)
     train = sub.add_parser("train", help="train a network config on Parquet or CSV data with Spark")
     train.add_argument("--config", required=True, help="network config JSON (NetworkConfig.to_json)")

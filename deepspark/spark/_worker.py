@@ -179,7 +179,9 @@ def fit_round(
         batches,
         examples,
         (encode_events(events),) if task.collect_stats else (),
-        (worker_reading(index, examples, batches, time.perf_counter() - t_fit, score_sum),) if task.worker_stats else (),
+        (worker_reading(index, examples, batches, time.perf_counter() - t_fit, score_sum),)
+        if task.worker_stats
+        else (),
     )
 
 

@@ -63,7 +63,8 @@ class StatsListener(TrainingListener, SparkTrainingListener):
     Attach it to a ``Network`` (``net.add_listeners(listener)``) or a ``SparkNetwork``
     (``SparkNetwork(..., listeners=[listener])``). On Spark the driver computes the per-parameter stats
     on the averaged parameters (the update is their change over the round, gradients are not seen) and
-    workers' readings arrive with the round results.
+    workers' readings arrive with the round results. There "updates" are the round's parameter change
+    divided by the iterations it spans, so update:param ratios read per step as in local training.
 
     Args:
         storage: where records go: ``SQLiteStatsStorage``, ``InMemoryStatsStorage`` or ``RemoteStatsRouter``.
@@ -109,6 +110,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         self._window_examples = 0
         self._window_batches = 0
         self._prev_params: np.ndarray | None = None
+        self._prev_iteration = 0
         self._last_report = -1
         self._events: list[PhaseEvent] = []
         self._layout_cache: dict[int, list[tuple[str, int, int, int]]] = {}
@@ -196,7 +198,9 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         self._window_batches += 1
         if info.iteration % self.report_every == 0:
             params = net.flat.params.detach().numpy()
-            update = -net.flat.grads.detach().numpy()  # the buffer holds what was subtracted: the change is its negative
+            update = (
+                -net.flat.grads.detach().numpy()
+            )  # the buffer holds what was subtracted: the change is its negative
             seconds = time.perf_counter() - self._window_start
             payload = self._model_payload(net, info.score, params, update, seconds)
             self._emit("model", "driver", info.iteration, "update", payload)
@@ -229,6 +233,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         n = int(info.get("num_workers", 0))
         self._static(net, {"training": "spark", **info, "worker_ids": [f"worker-{i}" for i in range(n)]})
         self._prev_params = net.params()
+        self._prev_iteration = net.iteration
         self._last_report = -1
         self._events = []
         self._reset_window()
@@ -241,7 +246,9 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         self._events.extend(report.events)
         due = self._last_report < 0 or report.iteration // self.report_every > self._last_report // self.report_every
         if due:
-            update = params - self._prev_params if self._prev_params is not None else None
+            update = None
+            if self._prev_params is not None:  # the change over the round, per iteration, so ratios read as per step
+                update = (params - self._prev_params) / max(report.iteration - self._prev_iteration, 1)
             seconds = time.perf_counter() - self._window_start
             payload = self._model_payload(net, report.score, params, update, seconds)
             payload["round"] = report.round
@@ -252,6 +259,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
             self._last_report = report.iteration
             self._reset_window()
         self._prev_params = np.array(params, copy=True)
+        self._prev_iteration = report.iteration
 
     def _flush_events(self, iteration: int) -> None:
         if not self._events:
@@ -270,8 +278,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
             for t in stats.phase_totals().values()
         ]
         advice = [
-            {"severity": f.severity, "title": f.title, "detail": f.detail, "setting": f.setting}
-            for f in stats.advice()
+            {"severity": f.severity, "title": f.title, "detail": f.detail, "setting": f.setting} for f in stats.advice()
         ]
         self._emit("spark", "driver", net.iteration, "update", {"phase_totals": totals, "advice": advice})
 

@@ -115,7 +115,9 @@ def validate_record(data: Any, where: str = "record") -> None:
             )
     ts = data["timestamp"]
     if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
-        raise RecordError(f"expected seconds since the epoch (a finite number >= 0), got {_short(ts)}", f"{where}.timestamp")
+        raise RecordError(
+            f"expected seconds since the epoch (a finite number >= 0), got {_short(ts)}", f"{where}.timestamp"
+        )
     it = data["iteration"]
     if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it < 2**62:
         raise RecordError(f"expected a non-negative int, got {_short(it)}", f"{where}.iteration")
@@ -165,7 +167,9 @@ def _check_value(value: Any, path: str, depth: int) -> int:
         total = 2
         for k, v in value.items():
             if not isinstance(k, str) or len(k) > MAX_ID_CHARS * 2:
-                raise RecordError(f"keys must be strings of at most {MAX_ID_CHARS * 2} characters, got {_short(k)}", path)
+                raise RecordError(
+                    f"keys must be strings of at most {MAX_ID_CHARS * 2} characters, got {_short(k)}", path
+                )
             total += len(k) + 4 + _check_value(v, f"{path}.{k}", depth + 1)
             if total > MAX_PAYLOAD_BYTES:
                 return total

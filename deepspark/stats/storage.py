@@ -236,7 +236,10 @@ class SQLiteStatsStorage(StatsStorage):
         since: float | None = None,
         until: float | None = None,
     ) -> list[StatsRecord]:
-        sql = "SELECT id, session_id, type_id, worker_id, timestamp, iteration, kind, payload FROM records WHERE session_id = ?"
+        sql = (
+            "SELECT id, session_id, type_id, worker_id, timestamp, iteration, kind, payload FROM records "
+            "WHERE session_id = ?"
+        )
         args: list[object] = [session_id]
         for column, value, op in (
             ("type_id", type_id, "="),
@@ -292,7 +295,9 @@ class SQLiteStatsStorage(StatsStorage):
         with self._lock:
             if session_id is None:
                 return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-            return int(self._db.execute("SELECT COUNT(*) FROM records WHERE session_id = ?", (session_id,)).fetchone()[0])
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM records WHERE session_id = ?", (session_id,)).fetchone()[0]
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -36,7 +36,9 @@ def write_report(storage: str | Path | StatsStorage, output: str | Path, session
     return out
 
 
-def export_tensorboard(storage: str | Path | StatsStorage, logdir: str | Path, session_id: str | None = None) -> list[Path]:
+def export_tensorboard(
+    storage: str | Path | StatsStorage, logdir: str | Path, session_id: str | None = None
+) -> list[Path]:
     """Write TensorBoard event files (scalars and histograms) with tensorboardX, one run folder per session.
 
     Histograms come from the stored 20-bin counts; their sum and sum of squares are estimated from bin
@@ -71,13 +73,17 @@ def export_tensorboard(storage: str | Path | StatsStorage, logdir: str | Path, s
                                 writer.add_scalar(f"update_param_ratio_log10/{key}", ratio, step, walltime=r.timestamp)
                         for what in ("params", "updates", "gradients"):
                             for key, st in (p.get(what) or {}).items():
-                                writer.add_scalar(f"{what}_mean_magnitude/{key}", st["mean_magnitude"], step, walltime=r.timestamp)
+                                writer.add_scalar(
+                                    f"{what}_mean_magnitude/{key}", st["mean_magnitude"], step, walltime=r.timestamp
+                                )
                                 if "histogram" in st:
                                     _histogram(writer, f"{what}/{key}", st["histogram"], step, r.timestamp)
                     if r.type_id in ("model", "worker"):
                         proc = p.get("process") or {}
                         if "rss_bytes" in proc:
-                            writer.add_scalar(f"system/{r.worker_id}/rss_mib", proc["rss_bytes"] / 2**20, step, walltime=r.timestamp)
+                            writer.add_scalar(
+                                f"system/{r.worker_id}/rss_mib", proc["rss_bytes"] / 2**20, step, walltime=r.timestamp
+                            )
             finally:
                 writer.close()
             written.append(run)
@@ -97,8 +103,8 @@ def _histogram(writer: object, tag: str, h: dict[str, object], step: int, wallti
         min=lo,
         max=hi,
         num=int(sum(counts)),
-        sum=sum(c * x for c, x in zip(counts, centres)),
-        sum_squares=sum(c * x * x for c, x in zip(counts, centres)),
+        sum=sum(c * x for c, x in zip(counts, centres, strict=True)),
+        sum_squares=sum(c * x * x for c, x in zip(counts, centres, strict=True)),
         bucket_limits=[lo + width * (i + 1) for i in range(len(counts))],
         bucket_counts=counts,
         global_step=step,

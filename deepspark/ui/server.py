@@ -56,7 +56,9 @@ def create_app(storage: SQLiteStatsStorage, *, token: str | None = None, max_bod
         if token is not None:
             given = request.headers.get("authorization", "")
             if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
-                return _error(401, "missing or wrong token: send 'Authorization: Bearer <token>' (deepspark ui --token)")
+                return _error(
+                    401, "missing or wrong token: send 'Authorization: Bearer <token>' (deepspark ui --token)"
+                )
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _error(415, "expected Content-Type: application/json")
         declared = request.headers.get("content-length")
@@ -112,6 +114,7 @@ def create_app(storage: SQLiteStatsStorage, *, token: str | None = None, max_bod
     return Starlette(
         routes=[
             Route("/", index),
+            Route("/favicon.ico", lambda request: Response(status_code=204)),
             Route("/api/health", health),
             Route("/api/sessions", sessions),
             Route("/api/view", view),

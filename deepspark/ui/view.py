@@ -48,10 +48,18 @@ def session_view(storage: StatsStorage, session_id: str | None = None, worker: s
         session_id = sessions[0]["session_id"]
     info = next((s for s in sessions if s["session_id"] == session_id), None)
     if info is None:
-        raise StorageError(f"no session {session_id!r} in the stats storage; known: {[s['session_id'] for s in sessions][:10]}")
+        raise StorageError(
+            f"no session {session_id!r} in the stats storage; known: {[s['session_id'] for s in sessions][:10]}"
+        )
     records = storage.query(session_id)
     static: dict[str, Any] = {}
-    overview: dict[str, Any] = {"iteration": [], "time": [], "score": [], "examples_per_sec": [], "minibatches_per_sec": []}
+    overview: dict[str, Any] = {
+        "iteration": [],
+        "time": [],
+        "score": [],
+        "examples_per_sec": [],
+        "minibatches_per_sec": [],
+    }
     lrs: dict[str, dict[str, list[Any]]] = {}
     ratios: dict[str, dict[str, list[Any]]] = {}
     magnitudes: dict[str, dict[str, list[Any]]] = {}
@@ -111,8 +119,12 @@ def session_view(storage: StatsStorage, session_id: str | None = None, worker: s
         "static": {k: v for k, v in static.items() if k != "config"},
         "config": static.get("config", ""),
         "overview": {**overview, "learning_rates": lrs, "ratios": ratios},
-        "model": {"layers": static.get("layers", []), "magnitudes": magnitudes, "histograms": histograms,
-                  "activations": activations},
+        "model": {
+            "layers": static.get("layers", []),
+            "magnitudes": magnitudes,
+            "histograms": histograms,
+            "activations": activations,
+        },
         "system": system,
         "spark": {"events": events, "phase_totals": totals, "advice": advice, "master": static.get("master", {})},
     }
@@ -130,8 +142,17 @@ def _system_point(system: dict[str, dict[str, Any]], worker: str, ts: float, ite
     gc = proc.get("gc") or {}
     entry = system.setdefault(
         worker,
-        {"time": [], "iteration": [], "rss_mb": [], "torch_mb": [], "gc_seconds": [], "gc_collections": [],
-         "examples_per_sec": [], "score": [], "host": p.get("host", "")},
+        {
+            "time": [],
+            "iteration": [],
+            "rss_mb": [],
+            "torch_mb": [],
+            "gc_seconds": [],
+            "gc_collections": [],
+            "examples_per_sec": [],
+            "score": [],
+            "host": p.get("host", ""),
+        },
     )
     entry["time"].append(ts)
     entry["iteration"].append(iteration)

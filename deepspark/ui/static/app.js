@@ -59,7 +59,7 @@
     var scores = o.score.filter(function (s) { return s !== null; });
     var first = scores.length ? scores[0] : null, last = scores.length ? scores[scores.length - 1] : null;
     var latestRatios = [];
-    Object.keys(o.ratios).forEach(function (k) {
+    Object.keys(o.ratios).filter(function (k) { return /weight$/.test(k); }).forEach(function (k) {
       var r = o.ratios[k].value.filter(function (x) { return x !== null; });
       if (r.length) { latestRatios.push(r[r.length - 1]); }
     });
@@ -81,8 +81,8 @@
     if (first !== null && scores.length > 2 && last >= first) { problems.push(["warn", "the score has not decreased since the first report"]); }
     var high = latestRatios.filter(function (r) { return r > -1.5; }).length;
     var low = latestRatios.filter(function (r) { return r < -5; }).length;
-    if (high) { problems.push(["warn", high + " parameter(s) change by more than 3% per step (update:param ratio > -1.5): the learning rate may be too high"]); }
-    if (low) { problems.push(["warn", low + " parameter(s) barely change (update:param ratio < -5): the learning rate may be too low"]); }
+    if (high) { problems.push(["warn", high + " weight(s) change by more than 3% per step (update:param ratio > -1.5): the learning rate may be too high"]); }
+    if (low) { problems.push(["warn", low + " weight(s) barely change (update:param ratio < -5): the learning rate may be too low"]); }
     var banner = el("banner");
     if (!it.length) {
       banner.className = "banner warn"; banner.textContent = "No reports yet in this session.";
