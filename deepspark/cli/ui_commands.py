@@ -72,16 +72,7 @@ def start_ui_process(storage: str | Path, port: int = 0, token: str | None = Non
     """Start ``deepspark ui`` as a separate process; returns it and its URL once it accepts connections."""
     import urllib.request
 
-    cmd = [
-        sys.executable,
-        "-c",
-        "from deepspark.cli.main import entry; entry()",
-        "ui",
-        "--storage",
-        str(storage),
-        "--port",
-        str(port),
-    ]
+    cmd = [sys.executable, "-m", "deepspark.ui", "--storage", str(storage), "--port", str(port)]
     if token:
         cmd += ["--token", token]
     log_path = Path(f"{storage}.ui.log")  # the server outlives callers such as the demo: its log goes to a file

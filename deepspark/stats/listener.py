@@ -221,6 +221,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
             name = f"layer{i}"
 
             def hook(_m: Any, _inp: Any, out: Any, name: str = name) -> None:
+                out = out[0] if isinstance(out, tuple) else out  # hidden layers return (output, mask)
                 if self._capture and hasattr(out, "detach"):
                     a = out.detach()
                     self._acts[name] = {"mean_magnitude": float(a.abs().mean()), "std": float(a.std(unbiased=False))}
