@@ -48,8 +48,7 @@ def ui_server(tmp_path: Path) -> Iterator[UiServer]:
 @pytest.fixture(scope="session")
 def spark_run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stats file of a finished real Spark run (local[2], parameter averaging) with a StatsListener."""
-    import pyarrow as pa
-
+    from deepspark.cli.main import _frame
     from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output
     from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
     from deepspark.stats import SQLiteStatsStorage, StatsListener
@@ -59,8 +58,7 @@ def spark_run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     x = rng.normal(size=(512, 8)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     spark = local_spark("local[2]", app_name="deepspark-ui-tests", conf={"spark.sql.shuffle.partitions": "2"}, ui=False)
-    features = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 8).cast(pa.list_(pa.float32()))
-    df = spark.createDataFrame(pa.table({"features": features, "label": pa.array(y)}).to_pandas())
+    df = _frame(spark, x, y, 2)
     conf = NetworkConfig(
         seed=0,
         updater=Adam(learning_rate=1e-2),
