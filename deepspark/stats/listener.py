@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from deepspark.errors import ConfigError
 from deepspark.nn.listeners import IterationInfo, TrainingListener
@@ -32,21 +33,37 @@ if TYPE_CHECKING:
     from deepspark.spark.stats import PhaseEvent, TrainingStats
 
 HISTOGRAM_BINS = 20
+HISTOGRAM_SAMPLE = 65_536  # values per histogram at most (a strided sample of bigger tensors)
 MAX_EVENTS_PER_RECORD = 5_000
 
 
-def tensor_stats(values: np.ndarray, histogram: bool) -> dict[str, Any]:
-    """Mean magnitude, (population) std and, optionally, a 20-bin histogram of one parameter's values."""
-    v = values.astype(np.float64, copy=False).ravel()
-    if v.size == 0:
+def tensor_stats(values: np.ndarray | torch.Tensor, histogram: bool) -> dict[str, Any]:
+    """Mean magnitude, (population) std and, optionally, a 20-bin histogram of one parameter's values.
+
+    Computed with torch on the values' own dtype, without copies: a report must cost a small fraction
+    of the training steps between two reports.
+    """
+    t = torch.as_tensor(values).detach().reshape(-1)
+    if t.numel() == 0:
         return {"mean_magnitude": 0.0, "std": 0.0}
-    out: dict[str, Any] = {"mean_magnitude": float(np.abs(v).mean()), "std": float(v.std())}
+    n = t.numel()
+    out: dict[str, Any] = {
+        "mean_magnitude": float(torch.linalg.vector_norm(t, ord=1)) / n,  # no |t| temporary
+        "std": float(t.std(unbiased=False)) if n > 1 else 0.0,
+    }
     if histogram:
-        lo, hi = float(v.min()), float(v.max())
+        lo_t, hi_t = torch.aminmax(t)
+        lo, hi = float(lo_t), float(hi_t)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return {"mean_magnitude": None, "std": None}  # NaN/inf parameters: the UI flags the report
         if hi <= lo:  # all values equal: one centred bin range, as numpy does
             lo, hi = lo - 0.5, hi + 0.5
-        counts, _ = np.histogram(v, bins=HISTOGRAM_BINS, range=(lo, hi))
-        out["histogram"] = {"min": lo, "max": hi, "counts": [int(c) for c in counts]}
+        stride = -(-n // HISTOGRAM_SAMPLE)  # big tensors: counts of an evenly strided sample, exact min and max
+        counts = torch.histc(t[::stride].float(), bins=HISTOGRAM_BINS, min=lo, max=hi)
+        out["histogram"] = {"min": lo, "max": hi, "counts": [int(c) for c in counts.tolist()], "stride": stride}
+    for key in ("mean_magnitude", "std"):
+        if not math.isfinite(out[key]):
+            out[key] = None
     return out
 
 
@@ -134,7 +151,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         self._layout_cache = {id(net.flat): out}
         return out
 
-    def _per_param(self, net: Network, flat: np.ndarray, histogram: bool) -> dict[str, Any]:
+    def _per_param(self, net: Network, flat: np.ndarray | torch.Tensor, histogram: bool) -> dict[str, Any]:
         return {key: tensor_stats(flat[off : off + n], histogram) for key, off, n, _ in self._layout(net)}
 
     def _emit(self, type_id: str, worker_id: str, iteration: int, kind: str, payload: dict[str, Any]) -> None:
@@ -151,12 +168,19 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         return {name: lr for name in dict.fromkeys(k.rsplit(".", 1)[0] for k, *_ in self._layout(net))}
 
     def _model_payload(
-        self, net: Network, score: float, params: np.ndarray, update: np.ndarray | None, seconds: float
+        self,
+        net: Network,
+        score: float,
+        params: np.ndarray | torch.Tensor,
+        update: np.ndarray | torch.Tensor | None,
+        seconds: float,
     ) -> dict[str, Any]:
         pstats = self._per_param(net, params, self.histograms)
         ustats = self._per_param(net, update, self.histograms) if update is not None else {}
         ratios = {
-            k: update_ratio(ustats[k]["mean_magnitude"], pstats[k]["mean_magnitude"]) for k in pstats if k in ustats
+            k: update_ratio(ustats[k]["mean_magnitude"] or 0.0, pstats[k]["mean_magnitude"] or 0.0)
+            for k in pstats
+            if k in ustats
         }
         seconds = max(seconds, 1e-9)
         return {
@@ -190,8 +214,8 @@ class StatsListener(TrainingListener, SparkTrainingListener):
     def on_gradient_calculation(self, net: Network) -> None:
         """Record gradient stats on report iterations (the gradient buffer becomes the update right after)."""
         if net.iteration % self.report_every == 0:
-            grads = net.flat.grads.detach().numpy()
-            self._gradients = self._per_param(net, grads, self.histograms)
+            grads = net.flat.grads.detach()
+            self._gradients = self._per_param(net, grads, False)  # histograms: params and updates only
 
     def iteration_done(self, net: Network, info: IterationInfo) -> None:
         self._window_examples += info.batch_size
