@@ -97,8 +97,14 @@ def _record(session: str, i: int) -> bytes:
         for k in range(4)
         for p in ("weight", "bias")
     }
-    payload = {"score": float(rng.random()), "examples_per_sec": 1000.0, "params": stats, "updates": stats,
-               "ratios": {k: -3.0 for k in stats}, "process": {"rss_bytes": 1 << 28, "gc": {"collections": [1, 2, 3]}}}
+    payload = {
+        "score": float(rng.random()),
+        "examples_per_sec": 1000.0,
+        "params": stats,
+        "updates": stats,
+        "ratios": {k: -3.0 for k in stats},
+        "process": {"rss_bytes": 1 << 28, "gc": {"collections": [1, 2, 3]}},
+    }
     record = StatsRecord(session, "model", "driver", iteration=i, payload=payload)
     return json.dumps({"records": [record.to_dict()]}).encode()
 

@@ -19,8 +19,16 @@ from deepspark.data import load_digits
 from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
 from deepspark.stats import SQLiteStatsStorage, StatsListener
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main() -> None:
@@ -34,12 +42,14 @@ def main() -> None:
         x, y = load_digits()
         spark = local_spark("local[2]", app_name="deepspark-ui-screenshots", ui=False)
         try:
-            master = ParameterAveraging(batch_size_per_worker=32, averaging_frequency=5, num_workers=2,
-                                        collect_training_stats=True)
+            master = ParameterAveraging(
+                batch_size_per_worker=32, averaging_frequency=5, num_workers=2, collect_training_stats=True
+            )
             storage = SQLiteStatsStorage(db)
             listener = StatsListener(storage, session_id="digits-cnn-spark-2workers")
-            SparkNetwork(spark, _demo_config(0), master, listeners=[listener]).fit(_frame(spark, x, y, 2),
-                                                                                   epochs=args.epochs)
+            SparkNetwork(spark, _demo_config(0), master, listeners=[listener]).fit(
+                _frame(spark, x, y, 2), epochs=args.epochs
+            )
             storage.close()
         finally:
             spark.stop()

@@ -65,8 +65,9 @@ def spark_run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         input_type=InputType.feed_forward(8),
         layers=(Dense(n_out=16, activation="relu"), Output(n_out=2, activation="softmax", loss="mcxent")),
     )
-    master = ParameterAveraging(batch_size_per_worker=16, averaging_frequency=4, num_workers=2,
-                                collect_training_stats=True)
+    master = ParameterAveraging(
+        batch_size_per_worker=16, averaging_frequency=4, num_workers=2, collect_training_stats=True
+    )
     storage = SQLiteStatsStorage(path)
     listener = StatsListener(storage, report_every=4, session_id="spark-run")
     SparkNetwork(spark, conf, master, listeners=[listener]).fit(df, epochs=2)

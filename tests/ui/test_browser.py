@@ -81,7 +81,9 @@ def test_browser_every_page_renders_charts_with_data(
     page.wait_for_selector("body[data-rendered]")
     page.click("#layer-table tbody tr[data-layer='layer1']")
     assert page.inner_text("#layer-title").endswith("layer1")
-    labels = page.evaluate("() => Chart.getChart(document.getElementById('chart-magnitude')).data.datasets.map(d => d.label)")
+    labels = page.evaluate(
+        "() => Chart.getChart(document.getElementById('chart-magnitude')).data.datasets.map(d => d.label)"
+    )
     assert labels and all(label.startswith("layer1.") for label in labels)
     page.goto(f"{url}system?worker=worker-0")  # the worker selector narrows the System page
     page.wait_for_selector("body[data-rendered]")
@@ -107,4 +109,6 @@ def test_browser_report_is_self_contained_and_renders_offline(browser: Any, spar
 
 
 def test_chromium_is_installed_for_ci() -> None:
-    assert Path(CHROMIUM).exists() or shutil.which("chromium"), "install Debian's chromium (apt-get install -y chromium)"
+    assert Path(CHROMIUM).exists() or shutil.which("chromium"), (
+        "install Debian's chromium (apt-get install -y chromium)"
+    )

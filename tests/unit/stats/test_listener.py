@@ -58,7 +58,9 @@ def test_listener_one_step_matches_hand_computed_gradient_update_and_ratio(seed:
     assert p["ratios"]["layer0.weight"] == pytest.approx(expected_ratio, abs=1e-5)
     hist = p["params"]["layer0.weight"]["histogram"]
     assert len(hist["counts"]) == 20 and sum(hist["counts"]) == 2
-    assert hist["min"] == pytest.approx(after_w.min(), rel=1e-5) and hist["max"] == pytest.approx(after_w.max(), rel=1e-5)
+    assert hist["min"] == pytest.approx(after_w.min(), rel=1e-5) and hist["max"] == pytest.approx(
+        after_w.max(), rel=1e-5
+    )
     assert p["process"]["rss_bytes"] > 0 and len(p["process"]["gc"]["collections"]) == 3
 
 
@@ -100,7 +102,9 @@ def test_tensor_stats_constant_values_and_ratio_of_zero() -> None:
     assert update_ratio(0.0, 1.0) is None and update_ratio(0.01, 1.0) == pytest.approx(-2.0)
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [({"report_every": 0}, "report_every"), ({"storage": object()}, "storage")])
+@pytest.mark.parametrize(
+    ("kwargs", "field"), [({"report_every": 0}, "report_every"), ({"storage": object()}, "storage")]
+)
 def test_listener_bad_arguments_name_the_field(kwargs: dict[str, object], field: str) -> None:
     args: dict[str, object] = {"storage": InMemoryStatsStorage(), **kwargs}
     with pytest.raises(ConfigError, match=field):
