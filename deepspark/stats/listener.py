@@ -2,9 +2,10 @@
 
 Records are written while training runs and shown later (``deepspark report``) or live by a UI server in
 another process (``deepspark ui`` + ``RemoteStatsRouter``): the UI never shares the training process.
-Three record types per session: ``model`` (driver: score, learning rates, throughput, per-parameter
+Record types per session: ``model`` (driver: score, learning rates, throughput, per-parameter
 magnitudes, histograms, update:param ratios, memory, GC), ``worker`` (one per Spark worker: throughput,
-score, memory, GC) and ``spark`` (phase events for the timeline; phase totals and advice at the end).
+score, memory, GC), ``spark`` (phase events for the timeline; phase totals and advice at the end) and
+``session`` (``fit_end`` when a fit returns, so a UI can tell finished runs from running ones).
 """
 
 from __future__ import annotations
@@ -236,6 +237,11 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        self._emit_fit_end(net)
+
+    def _emit_fit_end(self, net: Network) -> None:
+        """Marks the end of a fit, so the UI can tell a finished run from a running one."""
+        self._emit("session", "driver", net.iteration, "update", {"event": "fit_end", "epoch": net.epoch})
 
     def _add_activation_hooks(self, net: Network) -> None:
         layers = getattr(net.model, "layers", None)
@@ -297,6 +303,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         while self._events:
             self._flush_events(net.iteration)
         if stats is None:
+            self._emit_fit_end(net)
             return
         totals = [
             {"phase": t.phase, "side": t.side, "count": t.count, "total": t.total, "mean": t.mean, "share": t.share}
@@ -306,6 +313,7 @@ class StatsListener(TrainingListener, SparkTrainingListener):
             {"severity": f.severity, "title": f.title, "detail": f.detail, "setting": f.setting} for f in stats.advice()
         ]
         self._emit("spark", "driver", net.iteration, "update", {"phase_totals": totals, "advice": advice})
+        self._emit_fit_end(net)
 
 
 def worker_payload(w: dict[str, Any]) -> dict[str, Any]:

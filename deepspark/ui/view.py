@@ -69,7 +69,9 @@ def session_view(storage: StatsStorage, session_id: str | None = None, worker: s
     events: list[Any] = []
     totals: list[Any] = []
     advice: list[Any] = []
+    finished = False
     for r in records:
+        finished = r.type_id == "session" and r.payload.get("event") == "fit_end"  # the last record decides
         p = r.payload
         if r.kind == "static":
             if r.type_id == "model" and not static:
@@ -116,6 +118,7 @@ def session_view(storage: StatsStorage, session_id: str | None = None, worker: s
         "workers": workers,
         "worker": worker,
         "record_count": info["records"],
+        "finished": finished,
         "static": {k: v for k, v in static.items() if k != "config"},
         "config": static.get("config", ""),
         "overview": {**overview, "learning_rates": lrs, "ratios": ratios},

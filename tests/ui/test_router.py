@@ -45,11 +45,11 @@ def test_router_delivers_every_record_to_the_server(ui_server: UiServer, tmp_pat
     _, url = ui_server()
     router = RemoteStatsRouter(url, batch_size=7)
     net = _net().add_listeners(StatsListener(router, report_every=2, session_id="delivered"))
-    net.fit(*_data(), epochs=1, batch_size=20)  # 20 iterations -> 10 update records + 1 static
+    net.fit(*_data(), epochs=1, batch_size=20)  # 20 iterations -> 10 update records + static + fit_end
     assert router.flush(timeout=30)
     router.close()
-    assert (router.sent, router.dropped) == (11, 0)
-    assert _count(tmp_path / "runs.db", "delivered") == 11
+    assert (router.sent, router.dropped) == (12, 0)
+    assert _count(tmp_path / "runs.db", "delivered") == 12
 
 
 class _KillServer(TrainingListener):
@@ -74,11 +74,11 @@ def test_router_server_killed_mid_training_training_finishes_and_drops_are_count
     router = RemoteStatsRouter(url, timeout=0.5, max_retries=2)
     killer = _KillServer(proc, router, at=10)
     net = _net().add_listeners(StatsListener(router, report_every=2, session_id="killed"), killer)
-    net.fit(*_data(), epochs=2, batch_size=20)  # 40 iterations: 21 records, 6 (+static) before the kill
+    net.fit(*_data(), epochs=2, batch_size=20)  # 40 iterations: 22 records, 7 before the kill
     assert net.iteration == 40, "training must finish although the server died"
     router.close(timeout=30)
     assert killer.sent_before_kill == 7
-    assert router.sent == 7 and router.dropped == 21 - 7
+    assert router.sent == 7 and router.dropped == 22 - 7
     assert router.last_error is not None and router.failed_requests >= 1
     assert _count(tmp_path / "runs.db", "killed") == 7
 

@@ -66,7 +66,8 @@
     var ended = v.session ? (Date.now() / 1000 - v.session.end) : 0;
     var cards = [
       ["session", v.session ? v.session.session_id : "–"],
-      ["status", ended < 30 ? "running" : "finished " + new Date(v.session.end * 1000).toLocaleString()],
+      ["status", v.finished ? "finished " + new Date(v.session.end * 1000).toLocaleString()
+        : (ended < 60 ? "running" : "no report for " + Math.round(ended) + " s")],
       ["iteration", it.length ? it[it.length - 1] : "–"],
       ["score", fmt(last, 4) + (first !== null && scores.length > 1 ? "  (from " + fmt(first, 4) + ")" : "")],
       ["examples/s", fmt(o.examples_per_sec[o.examples_per_sec.length - 1], 0)],
@@ -254,7 +255,7 @@
       if (!r.ok) { return r.json().then(function (e) { throw new Error(e.error || r.statusText); }); }
       return r.json();
     }).then(function (v) {
-      var live = v.session && (Date.now() / 1000 - v.session.end) < 30;
+      var live = v.session && !v.finished && (Date.now() / 1000 - v.session.end) < 60;
       el("live").textContent = live ? "● live" : "";
       if (v.record_count !== state.count || !v.session) { state.count = v.record_count; render(v); }
     }).catch(function (e) {

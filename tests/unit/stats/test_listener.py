@@ -39,7 +39,7 @@ def test_listener_one_step_matches_hand_computed_gradient_update_and_ratio(seed:
     grad_w, grad_b = 2 * (pred - 3.0) * x[0].astype(np.float64), 2 * (pred - 3.0)  # d/dθ of (p - y)^2
     net.fit(x, y, epochs=1, batch_size=1, shuffle=False)
 
-    static, update = storage.query("hand")
+    static, update = storage.query("hand", type_id="model")
     assert static.kind == "static" and static.payload["num_params"] == 3
     assert static.payload["layers"][0]["params"] == 3 and static.payload["layers"][0]["type"] == "Output"
     p = update.payload
@@ -70,7 +70,7 @@ def test_listener_reports_every_n_iterations_with_throughput(seed: int) -> None:
     net.add_listeners(StatsListener(storage, report_every=4, session_id="every"))
     rng = np.random.default_rng(seed)
     net.fit(rng.normal(size=(40, 2)).astype(np.float32), rng.normal(size=(40, 1)).astype(np.float32), batch_size=2)
-    updates = storage.query("every", kind="update")
+    updates = storage.query("every", type_id="model", kind="update")
     assert [r.iteration for r in updates] == [0, 4, 8, 12, 16]
     later = updates[1].payload
     assert later["examples_per_sec"] > 0
@@ -109,3 +109,24 @@ def test_listener_bad_arguments_name_the_field(kwargs: dict[str, object], field:
     args: dict[str, object] = {"storage": InMemoryStatsStorage(), **kwargs}
     with pytest.raises(ConfigError, match=field):
         StatsListener(**args)  # type: ignore[arg-type]
+
+
+def test_gc_monitor_counts_collections_and_time() -> None:
+    import gc
+
+    from deepspark.spark._probes import gc_monitor, process_reading
+
+    before = gc_monitor().reading()
+    gc.collect()
+    after = process_reading()["gc"]
+    assert after["collections"][2] == before["collections"][2] + 1
+    assert after["seconds"] > before["seconds"]
+
+
+def test_listener_marks_the_end_of_fit(seed: int) -> None:
+    net = _linear_net(seed)
+    storage = InMemoryStatsStorage()
+    net.add_listeners(StatsListener(storage, session_id="end"))
+    net.fit(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32), batch_size=2)
+    last = storage.query("end")[-1]
+    assert (last.type_id, last.payload["event"], last.iteration) == ("session", "fit_end", 2)
