@@ -60,7 +60,8 @@ def bench_overhead(mnist: Path, rounds: int, examples: int, epochs: int) -> None
         plain, stats = statistics.median(times["plain"]), statistics.median(times["stats"])
         ratios = [s / p for s, p in zip(times["stats"], times["plain"], strict=True)]
         print(
-            f"(a) listener overhead: LeNet {net.num_params():,} params, {examples} examples x {epochs} epochs, batch 64, "
+            f"(a) listener overhead: LeNet {net.num_params():,} params, {examples} examples x {epochs} epochs, "
+            f"batch 64, "
             f"{reports} records per run\n"
             f"    fit without listener {plain:.2f} s, with StatsListener(SQLite, report_every=10) {stats:.2f} s "
             f"(medians of {rounds}); overhead {100 * (stats / plain - 1):+.1f} % "
