@@ -47,10 +47,15 @@
       plugins: { legend: { position: "bottom", labels: { boxWidth: 12, font: { size: 11 } } } } }, config.options || {});
     charts[id] = new Chart(canvas, config);
   }
+  function logTick(value) {  // log axes: label 1eN and 3eN only, so labels never overlap
+    var m = value / Math.pow(10, Math.floor(Math.log10(value) + 1e-9));
+    return Math.abs(m - 1) < 1e-6 || Math.abs(m - 3) < 1e-6 ? Number(value.toPrecision(1)).toExponential(0) : "";
+  }
   function lineChart(id, datasets, xTitle, yTitle, yType) {
+    var y = { type: yType || "linear", title: { display: true, text: yTitle } };
+    if (yType === "logarithmic") { y.ticks = { callback: logTick, autoSkip: false }; }
     draw(id, { type: "line", data: { datasets: datasets }, options: { parsing: true, scales: {
-      x: { type: "linear", title: { display: true, text: xTitle } },
-      y: { type: yType || "linear", title: { display: true, text: yTitle } } } } });
+      x: { type: "linear", title: { display: true, text: xTitle } }, y: y } } });
   }
 
   // ------------------------------------------------------------------ overview
@@ -152,7 +157,11 @@
     var labels = [], data = [];
     if (h) {
       var width = (h.max - h.min) / h.counts.length;
-      h.counts.forEach(function (c, i) { labels.push(fmt(h.min + width * (i + 0.5), 3)); data.push(c); });
+      h.counts.forEach(function (c, i) {
+        var centre = h.min + width * (i + 0.5);
+        labels.push(Math.abs(centre) < width * 1e-3 ? "0" : String(Number(centre.toPrecision(2))));
+        data.push(c);
+      });
       el(noteId).textContent = label + ", iteration " + h.iteration;
     } else { el(noteId).textContent = ""; }
     draw(id, { type: "bar", data: { labels: labels, datasets: [{ label: label, data: data, backgroundColor: color(ci),
