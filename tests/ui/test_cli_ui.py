@@ -67,3 +67,24 @@ def test_spark_run_records_workers_phases_and_advice(spark_run_db: Path) -> None
         phases = {row[1] for p in spark for row in p.get("events", [])}
         assert {"broadcast", "map", "fit"} <= phases
         assert any("phase_totals" in p for p in spark)
+
+
+def test_demo_ui_starts_the_server_process_and_streams_stats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import re
+    import signal
+    import sqlite3
+
+    code = main(["demo", "--ui", "--no-spark", "--epochs", "1", "--output", str(tmp_path)])
+    out = capsys.readouterr().out
+    started = re.search(r"training UI: (http://127\.0\.0\.1:\d+/) \(server pid (\d+);", out)
+    assert started is not None, out
+    os.kill(int(started.group(2)), signal.SIGKILL)
+    assert code == 0
+    sent = re.search(r"\((\d+) stats records sent, (\d+) dropped\)", out)
+    assert sent is not None and int(sent.group(1)) > 5 and sent.group(2) == "0", out
+    db = sqlite3.connect(tmp_path / "runs.db")
+    assert db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == int(sent.group(1))
+    db.close()
