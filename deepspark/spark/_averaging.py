@@ -245,6 +245,7 @@ def train(
     for _ in range(epochs):
         for r in range(rounds):
             t_round = time.time()
+            n_events = len(stats) if stats is not None else 0  # this round's events follow (for listeners)
             t0 = time.time()
             params_bc = sc.broadcast(_wire_bytes(net.flat.params))
             with_updater = master.save_updater and net.updater.state.numel() > 0
@@ -267,7 +268,6 @@ def train(
                 prefetch=master.worker_prefetch,
                 worker_stats=bool(listeners),
             )
-            n_events = len(stats) if stats is not None else 0
             t0 = time.time()
             sc.setJobGroup(JOB_GROUP, f"deepspark averaging round {global_round} (epoch {net.epoch})")
             try:
