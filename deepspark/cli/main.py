@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from deepspark.cli.ui_commands import add_ui_commands, start_ui_process
 from deepspark.errors import DeepSparkError
 from deepspark.nn.listeners import IterationInfo, TrainingListener
 
@@ -93,24 +94,52 @@ class RoundProgress:
 
 def _demo(args: argparse.Namespace) -> int:
     from deepspark.data import load_digits, train_test_split
-    from deepspark.nn import Network
 
     x, y = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_fraction=0.2, seed=args.seed, stratify=True)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     archive = out / "digits-cnn.zip"
+    listeners: list[Any] = []
+    if getattr(args, "ui", False):
+        from deepspark.stats import RemoteStatsRouter, StatsListener
+
+        server, url = start_ui_process(out / "runs.db")
+        print(f"training UI: {url} (server pid {server.pid}; it keeps running: stop it with 'kill {server.pid}')")
+        router = RemoteStatsRouter(url)
+        listeners.append(StatsListener(router, report_every=5))
+    try:
+        return _demo_run(args, x_train, y_train, x_test, y_test, out, archive, listeners)
+    finally:
+        for listener in listeners:
+            listener.storage.close()
+            sent, dropped = listener.storage.sent, listener.storage.dropped
+            print(f"training UI: {url} ({sent} stats records sent, {dropped} dropped)")
+
+
+def _demo_run(
+    args: argparse.Namespace,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    out: Path,
+    archive: Path,
+    listeners: list[Any],
+) -> int:
+    from deepspark.nn import Network
+
     if args.no_spark:
         net = Network(_demo_config(args.seed))
         print(net.summary())
         steps = args.epochs * -(-len(x_train) // 32)
-        net.add_listeners(ProgressBar(steps))
+        net.add_listeners(ProgressBar(steps), *listeners)
         net.fit(x_train, y_train, epochs=args.epochs, batch_size=32)
         print(net.evaluate(x_test, y_test).stats())
         net.save(archive)
         print(f"model archive: {archive}")
         return 0
-    return _demo_spark(args, x_train, y_train, x_test, y_test, out, archive)
+    return _demo_spark(args, x_train, y_train, x_test, y_test, out, archive, listeners)
 
 
 def _frame(spark: Any, x: np.ndarray, y: np.ndarray, partitions: int) -> Any:
@@ -131,6 +160,7 @@ def _demo_spark(
     y_test: np.ndarray,
     out: Path,
     archive: Path,
+    listeners: list[Any] = (),  # type: ignore[assignment]
 ) -> int:
     import math
 
@@ -146,7 +176,7 @@ def _demo_spark(
             collect_training_stats=True,
             seed=args.seed,
         )
-        spark_net = SparkNetwork(spark, _demo_config(args.seed), master)
+        spark_net = SparkNetwork(spark, _demo_config(args.seed), master, listeners=listeners)
         print(spark_net.network.summary())
         print(f"training on Spark ({args.master}, {workers} workers, parameter averaging every 5 minibatches)")
         per_worker = math.ceil(len(x_train) / workers)
@@ -265,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-output", help="folder for the archive and the timeline")
     demo.add_argument("--master", default="local[*]", help="Spark master URL (default: local[*])")
     demo.add_argument("--no-spark", action="store_true", help="train on this machine only, without Spark")
+    demo.add_argument("--ui", action="store_true", help="start the training UI (own process), stream stats to it")
     demo.set_defaults(func=_demo)
     train = sub.add_parser("train", help="train a network config on Parquet or CSV data with Spark")
     train.add_argument("--config", required=True, help="network config JSON (NetworkConfig.to_json)")
@@ -289,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--label-col", default=None, help="label column of a CSV file (name or index)")
     ev.add_argument("--limit", type=int, default=0, help="evaluate only the last N examples")
     ev.set_defaults(func=_evaluate)
+    add_ui_commands(sub)
     return parser
 
 

@@ -51,6 +51,10 @@ class TrainingListener:
     def on_epoch_start(self, net: Network, epoch: int) -> None:
         """Called at the start of every epoch."""
 
+    def on_gradient_calculation(self, net: Network) -> None:
+        """Called after backpropagation, before the updater turns ``net.flat.grads`` into the update in place
+        (the only moment raw gradients can be read); ``net.iteration`` is the step being computed."""
+
     def iteration_done(self, net: Network, info: IterationInfo) -> None:
         """Called after every parameter update."""
 

@@ -342,6 +342,8 @@ class Network:
         loss = self._loss(x, y, fmask, lmask)
         if loss.requires_grad:  # a parameter-free network has nothing to differentiate
             loss.backward()  # type: ignore[no-untyped-call]
+        for listener in self.listeners:
+            listener.on_gradient_calculation(self)
         score = loss.detach() + self.post.regularization_score()
         if postprocess:
             self.postprocess_gradient()

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -221,8 +221,11 @@ def train(
     stats: TrainingStats | None,
     on_round: Callable[[RoundInfo], None] | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    listeners: Sequence[Any] = (),
 ) -> None:
-    """Run ``epochs`` epochs of averaging rounds on prepared data, updating ``net`` in place."""
+    """Run ``epochs`` epochs of averaging rounds on prepared data, updating ``net`` in place.
+
+    ``listeners`` get ``on_round_done(net, RoundReport)`` after each round (``deepspark.spark.listeners``)."""
     sc = spark.sparkContext
     bs, freq = master.batch_size_per_worker, master.averaging_frequency
     batches = math.ceil(max(data.counts) / bs)
@@ -239,6 +242,7 @@ def train(
     for _ in range(epochs):
         for r in range(rounds):
             t_round = time.time()
+            n_events = len(stats) if stats is not None else 0  # this round's events follow (for listeners)
             t0 = time.time()
             params_bc = sc.broadcast(_wire_bytes(net.flat.params))
             with_updater = master.save_updater and net.updater.state.numel() > 0
@@ -259,6 +263,7 @@ def train(
                 with_updater=with_updater,
                 collect_stats=stats is not None,
                 prefetch=master.worker_prefetch,
+                worker_stats=bool(listeners),
             )
             t0 = time.time()
             sc.setJobGroup(JOB_GROUP, f"deepspark averaging round {global_round} (epoch {net.epoch})")
@@ -282,7 +287,7 @@ def train(
                 global_round += 1
                 continue
             t0 = time.time()
-            n_workers, psum, usum, score_sum, n_batches, n_examples, events = result
+            n_workers, psum, usum, score_sum, n_batches, n_examples, events, readings = result
             psum /= n_workers  # in place: the aggregated buffer is ours, no second parameter-sized copy
             net.set_params(psum)
             if usum is not None:
@@ -294,6 +299,9 @@ def train(
             if stats is not None:
                 for blob in events:
                     stats.add(decode_events(blob))
+            if listeners:
+                _report_round(listeners, net, global_round, score_sum, n_batches, n_examples, t_round, readings,
+                              stats.events()[n_events:] if stats is not None else [])
             if on_round is not None:
                 on_round(
                     RoundInfo(
@@ -310,6 +318,38 @@ def train(
         net.epoch += 1
         if on_epoch is not None:
             on_epoch(net.epoch)
+
+
+def _report_round(
+    listeners: Sequence[Any],
+    net: Network,
+    rnd: int,
+    score_sum: float,
+    n_batches: int,
+    n_examples: int,
+    t_round: float,
+    readings: tuple[bytes, ...],
+    events: list[PhaseEvent],
+) -> None:
+    """Call the listeners' ``on_round_done`` with the round's numbers and the workers' JSON readings."""
+    import json
+
+    from deepspark.spark.listeners import RoundReport, notify
+
+    workers = tuple(sorted((json.loads(r) for r in readings), key=lambda w: int(w.get("worker", 0))))
+    report = RoundReport(
+        iteration=net.iteration,
+        epoch=net.epoch,
+        round=rnd,
+        score=score_sum / max(n_batches, 1),
+        examples=n_examples,
+        minibatches=n_batches,
+        seconds=time.time() - t_round,
+        workers=workers,
+        events=tuple(events),
+        params=net.flat.params.detach().numpy(),
+    )
+    notify(listeners, "on_round_done", net, report)
 
 
 def _clear_job_group(sc: Any) -> None:

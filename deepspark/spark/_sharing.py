@@ -11,14 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepspark.errors import ConfigError, DistributedTrainingError
-from deepspark.spark._averaging import PreparedData, RoundInfo, _clear_job_group, _score_tensor, _wire_bytes
+from deepspark.spark._averaging import (
+    PreparedData,
+    RoundInfo,
+    _clear_job_group,
+    _report_round,
+    _score_tensor,
+    _wire_bytes,
+)
 from deepspark.spark._errors import is_spark_failure, raise_from_spark, root_cause
 from deepspark.spark._rendezvous import DriverStore
 from deepspark.spark._sharing_worker import RESULT_SCHEMA, StageResult, StageTask, run_arrow_stage
@@ -89,6 +96,7 @@ def train(
     stats: TrainingStats | None,
     on_round: Callable[[RoundInfo], None] | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    listeners: Sequence[Any] = (),
 ) -> None:
     """Run ``epochs`` epochs, one barrier stage each, updating ``net`` in place."""
     sc = spark.sparkContext
@@ -130,6 +138,7 @@ def train(
                     world_size=workers,
                     attempt=attempt,
                     collect_stats=stats is not None,
+                    worker_stats=bool(listeners),
                 )
                 t0 = time.time()
                 sc.setJobGroup(JOB_GROUP, f"deepspark gradient sharing, epoch {net.epoch} (attempt {attempt})")
@@ -166,8 +175,21 @@ def train(
                     if updater_bc is not None:
                         updater_bc.unpersist()
             t0 = time.time()
+            n_events = len(stats) if stats is not None else 0
             tau = _absorb(net, results, stats)
             record("process_params", t0, net.iteration)
+            if listeners:  # one report per epoch: the driver sees the parameters only at stage ends
+                _report_round(
+                    listeners,
+                    net,
+                    net.epoch - 1,
+                    sum(r.score_sum for r in results),
+                    sum(r.steps for r in results),
+                    sum(r.examples for r in results),
+                    t_epoch,
+                    tuple(r.reading for r in results if r.reading),
+                    stats.events()[n_events:] if stats is not None else [],
+                )
             if on_round is not None:
                 score = float(net.last_score) if net.last_score is not None else float("nan")
                 examples = sum(r.examples for r in results)

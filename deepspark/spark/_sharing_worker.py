@@ -23,7 +23,7 @@ from deepspark.data._arrow import ColumnSpec, blocks_to_arrays
 from deepspark.errors import DataError, DistributedTrainingError
 from deepspark.spark import _rendezvous
 from deepspark.spark._encoding import ThresholdCodec
-from deepspark.spark._worker import _DATA, epoch_order, network_from_broadcast
+from deepspark.spark._worker import _DATA, epoch_order, network_from_broadcast, worker_reading
 from deepspark.spark.masters import GradientSharing
 from deepspark.spark.stats import PhaseEvent, encode_events
 from deepspark.spark.thresholds import TargetSparsity
@@ -51,11 +51,12 @@ class StageTask:
     world_size: int
     attempt: int
     collect_stats: bool
+    worker_stats: bool = False  # send this rank's readings (memory, GC, throughput) back as JSON for listeners
 
 
 RESULT_SCHEMA = (
     "rank int, params binary, updater binary, score_sum double, steps long, examples long, tau double, "
-    "bytes_sent long, bytes_received long, elements_sent long, events binary"
+    "bytes_sent long, bytes_received long, elements_sent long, events binary, reading binary"
 )
 
 
@@ -74,6 +75,7 @@ class StageResult:
     bytes_received: int
     elements_sent: int
     events: bytes
+    reading: bytes = b""  # worker_reading JSON, for driver-side listeners
 
 
 def run_arrow_stage(task: StageTask, params_bc: Any, updater_bc: Any, batches: Iterator[Any]) -> Iterator[Any]:
@@ -109,6 +111,7 @@ def _result_arrow_schema() -> Any:
             ("bytes_received", pa.int64()),
             ("elements_sent", pa.int64()),
             ("events", pa.binary()),
+            ("reading", pa.binary()),
         ]
     )
 
@@ -237,6 +240,9 @@ def run_stage(
         bytes_received=trainer.bytes_received,
         elements_sent=trainer.elements_sent,
         events=encode_events(record.events) if task.collect_stats else b"",
+        reading=worker_reading(index, trainer.examples, trainer.steps, trainer.seconds, trainer.score_sum)
+        if task.worker_stats
+        else b"",
     )
 
 
@@ -252,7 +258,7 @@ class Trainer:
         self.net, self.master, self.world, self.record = net, master, world, record
         self.n = net.flat.n_trainable
         self.dense = master.encoding == "dense"
-        self.score_sum, self.steps, self.examples = 0.0, 0, 0
+        self.score_sum, self.steps, self.examples, self.seconds = 0.0, 0, 0, 0.0
         self.bytes_sent = self.bytes_received = self.elements_sent = 0
         self.algorithm = master.threshold_algorithm
         first = self.algorithm.first_tau()
@@ -291,6 +297,12 @@ class Trainer:
 
     def step(self, batch: Any, size: int) -> None:
         t0 = time.time()
+        try:
+            self._step(batch, size, t0)
+        finally:
+            self.seconds += time.time() - t0
+
+    def _step(self, batch: Any, size: int, t0: float) -> None:
         step = self.net.iteration
         buckets = self._buckets if self.dense else None
         if buckets is not None:  # dense, synchronous: all-reduce slices during backward, as DDP does

@@ -44,10 +44,12 @@ class RoundTask:
     with_updater: bool
     collect_stats: bool
     prefetch: int = 0  # minibatches sliced ahead on a thread (ParameterAveraging.worker_prefetch)
+    worker_stats: bool = False  # send this worker's readings (memory, GC, throughput) back as JSON for listeners
 
 
-RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, tuple[bytes, ...]]
-"""(workers, params sum, updater state sum, score sum, minibatches, examples, encoded phase events)."""
+RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, tuple[bytes, ...], tuple[bytes, ...]]
+"""(workers, params sum, updater state sum, score sum, minibatches, examples, encoded phase events,
+per-worker readings as JSON bytes: see ``worker_reading``)."""
 
 
 def epoch_order(seed: int, epoch: int, worker: int, n: int) -> np.ndarray:
@@ -158,6 +160,7 @@ def fit_round(
     n = len(x_all)
     order = epoch_order(task.seed, task.epoch, index, n)
     score_sum, batches, examples = 0.0, 0, 0
+    t_fit = time.perf_counter()
     minibatches: Iterable[DataSet] = _RoundMinibatches(task, order, x_all, y_all)
     prefetcher = AsyncIterator(minibatches, queue_size=task.prefetch) if task.prefetch > 0 else None
     try:  # with prefetch, the next minibatches are sliced on a thread while torch computes (it releases the GIL)
@@ -184,7 +187,29 @@ def fit_round(
         batches,
         examples,
         (encode_events(events),) if task.collect_stats else (),
+        (worker_reading(index, examples, batches, time.perf_counter() - t_fit, score_sum),)
+        if task.worker_stats
+        else (),
     )
+
+
+def worker_reading(index: int, examples: int, minibatches: int, fit_seconds: float, score_sum: float) -> bytes:
+    """This worker's round as JSON (never pickle): throughput, mean score, RSS, torch memory, GC counters."""
+    import json
+
+    from deepspark.spark._probes import process_reading
+
+    reading = {
+        "worker": index,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "examples": examples,
+        "minibatches": minibatches,
+        "fit_seconds": fit_seconds,
+        "score": score_sum / max(minibatches, 1),
+        **process_reading(),
+    }
+    return json.dumps(reading).encode()
 
 
 def add_results(a: RoundResult | None, b: RoundResult | None) -> RoundResult | None:
@@ -198,4 +223,4 @@ def add_results(a: RoundResult | None, b: RoundResult | None) -> RoundResult | N
     upd = a[2]
     if upd is not None and b[2] is not None:
         upd += b[2]
-    return (a[0] + b[0], params, upd, a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + b[6])
+    return (a[0] + b[0], params, upd, a[3] + b[3], a[4] + b[4], a[5] + b[5], a[6] + b[6], a[7] + b[7])

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepspark.errors import DataError, DeepSparkError
 from deepspark.spark import _averaging, _sharing
+from deepspark.spark.listeners import notify
 from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
 from deepspark.spark.stats import TrainingStats, driver_event
 
@@ -38,6 +39,8 @@ class SparkNetwork:
         spark: SparkSession,
         network: NetworkConfig | GraphConfig | Network,
         training_master: TrainingMaster | None = None,
+        *,
+        listeners: Sequence[Any] = (),
     ) -> None:
         from deepspark.nn import Network
 
@@ -45,6 +48,15 @@ class SparkNetwork:
         self.network: Network = network if isinstance(network, Network) else Network(network)
         self.master = training_master or ParameterAveraging()
         self._stats: TrainingStats | None = None
+        self.listeners: list[Any] = list(listeners)
+
+    def set_listeners(self, *listeners: Any) -> SparkNetwork:
+        """Replace the driver-side listeners (e.g. ``StatsListener``) called during ``fit``; returns self.
+
+        A listener implements any of ``SparkTrainingListener``'s hooks (``deepspark.spark.listeners``).
+        """
+        self.listeners = list(listeners)
+        return self
 
     def _workers(self) -> int:
         n = getattr(self.master, "num_workers", None)
@@ -115,10 +127,15 @@ class SparkNetwork:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     self.network.save(path)
 
+            notify(self.listeners, "on_spark_fit_start", self.network, self._listener_info(master, workers))
             if isinstance(master, GradientSharing):
-                _sharing.train(self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch)
+                _sharing.train(
+                    self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch, self.listeners
+                )
             else:
-                _averaging.train(self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch)
+                _averaging.train(
+                    self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch, self.listeners
+                )
         finally:
             prepared.unpersist()
             if export_path is not None and not getattr(master, "keep_export", False):
@@ -128,7 +145,19 @@ class SparkNetwork:
             self._stats = stats
             for finding in stats.advice()[:3]:
                 log.info("training advice: %s — %s", finding.title, finding.detail)
+        notify(self.listeners, "on_spark_fit_end", self.network, stats)
         return self.network
+
+    def _listener_info(self, master: TrainingMaster, workers: int) -> dict[str, Any]:
+        """What listeners learn once per fit: master settings, workers, Spark version, master URL, app id."""
+        sc = self.spark.sparkContext
+        return {
+            "master": master.to_dict(),
+            "num_workers": workers,
+            "spark_version": str(sc.version),
+            "spark_master": str(sc.master),
+            "app_id": str(sc.applicationId),
+        }
 
     def _export(self, df: DataFrame, features_col: Any, label_col: str) -> Path:
         from deepspark.data.export import export_minibatches

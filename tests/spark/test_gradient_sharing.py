@@ -152,6 +152,35 @@ def test_fit_threshold_learns_and_reports_bytes_sparsity_and_tau(spark: SparkSes
     assert "exchange" in html
 
 
+def test_listeners_get_one_report_per_epoch_with_every_workers_reading(spark: SparkSession) -> None:
+    from deepspark.spark.listeners import SparkTrainingListener
+
+    class Capture(SparkTrainingListener):
+        def __init__(self) -> None:
+            self.calls: list[Any] = []
+
+        def on_spark_fit_start(self, net: Any, info: dict[str, Any]) -> None:
+            self.calls.append(("start", info["master"]["type"], info["num_workers"]))
+
+        def on_round_done(self, net: Any, report: Any) -> None:
+            self.calls.append(("round", report.epoch, report.iteration, report.examples, report.workers))
+
+        def on_spark_fit_end(self, net: Any, stats: Any) -> None:
+            self.calls.append(("end",))
+
+    x, y = _problem(200)
+    capture = Capture()
+    master = GradientSharing(num_workers=2, batch_size_per_worker=20)
+    SparkNetwork(spark, _conf(), master, listeners=[capture]).fit(_frame(spark, x, y), epochs=2)
+    assert capture.calls[0] == ("start", "gradient_sharing", 2)
+    rounds = [c for c in capture.calls if c[0] == "round"]
+    assert [(r[1], r[2], r[3]) for r in rounds] == [(1, 5, 200), (2, 10, 200)]
+    for r in rounds:
+        assert sorted(w["worker"] for w in r[4]) == [0, 1]
+        assert all(w["examples"] == 100 and w["minibatches"] == 5 and w["rss_bytes"] > 0 for w in r[4])
+    assert capture.calls[-1] == ("end",)
+
+
 def test_fit_dense_and_threshold_agree_on_a_separable_problem(spark: SparkSession) -> None:
     x, y = _problem(1000, seed=5)
     df = _frame(spark, x, y).persist()
