@@ -78,7 +78,13 @@ def _steps(
 
 
 def _padded_rows(
-    lengths: np.ndarray, values: np.ndarray, timesteps: int, dtype: np.dtype[Any], name: str, where: str, row_offset: int
+    lengths: np.ndarray,
+    values: np.ndarray,
+    timesteps: int,
+    dtype: np.dtype[Any],
+    name: str,
+    where: str,
+    row_offset: int,
 ) -> np.ndarray:
     """(n, T*width + T): values scattered to (row, step) by one fancy-index assignment, then the mask."""
     n, width = len(lengths), values.shape[1]

@@ -41,11 +41,13 @@ def _depth(dt: DataType) -> _Depth:
         return 0
     if isinstance(dt, T.ArrayType) and _is_numeric(dt.elementType):
         return 1
-    if isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.ArrayType) and _is_numeric(dt.elementType.elementType):
+    if (
+        isinstance(dt, T.ArrayType)
+        and isinstance(dt.elementType, T.ArrayType)
+        and _is_numeric(dt.elementType.elementType)
+    ):
         return 2
-    raise DataError(
-        f"type {dt.simpleString()} is not a number, array<number> or array<array<number>>"
-    )
+    raise DataError(f"type {dt.simpleString()} is not a number, array<number> or array<array<number>>")
 
 
 def is_sequence_type(dt: DataType) -> bool:
@@ -162,7 +164,11 @@ def describe_sequences(
 
             auto = "scalar_float" if isinstance(ltype, (T.FloatType, T.DoubleType)) else "index"
         resolved = auto if label_kind is None else label_kind
-        allowed = {0: ("index", "scalar_float"), 1: ("array", "sequence_index", "sequence_array"), 2: ("sequence_array",)}
+        allowed = {
+            0: ("index", "scalar_float"),
+            1: ("array", "sequence_index", "sequence_array"),
+            2: ("sequence_array",),
+        }
         if resolved not in allowed[ldepth]:
             raise DataError(
                 f"label column '{label_col}' has type {ltype.simpleString()}, which cannot hold {resolved!r} labels; "

@@ -185,7 +185,8 @@ def predict_batches(
             x, _ = _arrays(task, batch, rows)
             if task.columns.feature_kind == "sequence":
                 seq = _sequences(task, x, None)
-                out = _first_output(net.output(seq.features, batch_size=task.batch_size, features_mask=seq.features_mask))
+                output = net.output(seq.features, batch_size=task.batch_size, features_mask=seq.features_mask)
+                out = _first_output(output)
             else:
                 out = _first_output(net.output(x, batch_size=task.batch_size))
             rows += batch.num_rows

@@ -90,7 +90,6 @@ def fit_round(
     task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]
 ) -> Iterator[RoundResult]:
     """Fit ``task.num_batches`` minibatches of this worker's shuffled block, starting at ``first_batch``."""
-    import torch
     from pyspark import TaskContext
 
     ctx = TaskContext.get()

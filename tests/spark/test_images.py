@@ -82,7 +82,7 @@ def test_read_images_bad_input_raises_data_error(spark: SparkSession, tmp_path: 
     with pytest.raises(DataError, match=r"label column 'label': folder name\(s\) \['dog'\] .* not among the 1 known"):
         read_images(spark, str(tmp_path / "pets"), height=4, width=4, labels=["cat"])
     strict = read_images(spark, str(tmp_path / "pets"), height=4, width=4, on_error="raise")
-    with pytest.raises(Exception) as info:  # noqa: PT011 - the Spark job failure carries the DataError
+    with pytest.raises(Exception) as info:
         strict.data.count()
     error = executor_error(info.value)
     assert isinstance(error, DataError)
