@@ -102,6 +102,16 @@ def sequences(spark: object, epochs: int) -> None:
     spark_net.fit(train, "steps", "label", epochs=epochs)
     fit_s = time.perf_counter() - t0
     evaluation = spark_net.evaluate(test, "steps", "label")
+    from deepspark.data.sequences import sequences_to_arrays
+    from deepspark.nn import Network
+
+    x_tr, y_tr, m_tr, _ = sequences_to_arrays(train, "steps", "label")
+    x_te, y_te, m_te, _ = sequences_to_arrays(test, "steps", "label")
+    t0 = time.perf_counter()
+    single = Network(conf).fit(x_tr, y_tr, epochs=epochs, batch_size=64, features_mask=m_tr)
+    single_s = time.perf_counter() - t0
+    single_acc = float((np.argmax(single.output(x_te, features_mask=m_te), axis=1) == y_te).mean())
+    print(f"single machine, same split and network, batch 64, {epochs} epochs ({single_s:.0f} s): {single_acc:.4f}")
     print(
         f"SEQUENCES: LSTM(64) on digits rows as 5..8 time steps, {train.count()} train / {test.count()} test "
         f"(stratified), 2 workers, {epochs} epochs ({fit_s:.0f} s): test accuracy {evaluation.accuracy():.4f}"

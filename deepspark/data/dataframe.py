@@ -104,7 +104,10 @@ def _kind(name: str, dt: DataType, role: str) -> Literal["array", "vector", "sca
     if isinstance(dt, T.DecimalType) or (isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.DecimalType)):
         hint = f"; cast it first, e.g. df.withColumn('{name}', F.col('{name}').cast('double'))"
     elif isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.ArrayType):
-        hint = f"; flatten nested arrays first, e.g. F.flatten('{name}')"
+        hint = (
+            f"; flatten nested arrays first, e.g. F.flatten('{name}'), or read them as sequences with a "
+            "recurrent network (input_type=InputType.recurrent(F))"
+        )
     elif isinstance(dt, T.StringType):
         hint = "; index strings first (pyspark.ml.feature.StringIndexer)"
     raise DataError(

@@ -390,6 +390,11 @@ def _resolve_sequences(
             f"the network's input is a sequence ({_input_type(net).describe()}): features come from one "
             f"array<array<number>> column, got {list(features_col)}"
         )
+    if net.normalizer is not None:
+        raise DataError(
+            "the network carries a normalizer, which Spark inference does not apply to sequence inputs yet; "
+            "normalize the sequence column before calling, and set network.normalizer = None"
+        )
     head = net.heads[0]
     kind = sequence_label_kind(df, label_col, head.recurrent, head.loss in CLASSIFICATION_LOSSES)
     expected = int(_input_type(net).flat_size())
