@@ -30,6 +30,8 @@ OnError = Literal["skip", "raise"]
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, SyntaxError, EOFError)
 _REPORTED_FAILURES = 20
+_PARTITION_BYTES = 64 << 20  # encoded bytes per decode task: big enough to amortize a Python task
+_PARTITION_FILES = 2000  # files per decode task at most (small images)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +319,11 @@ def read_images(
         reader = reader.option("pathGlobFilter", glob)
     try:
         files = reader.load(path)
-        listing = files.groupBy(_parent(F.col("path")).alias("name")).count().collect()
+        listing = (
+            files.groupBy(_parent(F.col("path")).alias("name"))
+            .agg(F.count(F.lit(1)).alias("count"), F.sum("length").alias("bytes"))
+            .collect()
+        )
     except Exception as e:
         if "PATH_NOT_FOUND" in str(e) or "does not exist" in str(e):
             raise DataError(f"image path {path!r} does not exist") from None
@@ -326,7 +332,14 @@ def read_images(
     if not counts:
         filtered = f" matching {glob!r}" if glob is not None else ""
         raise DataError(f"no files{filtered} under {path!r}: the image folder is empty; check the path and glob")
+    # binaryFile counts every file as spark.sql.files.openCostInBytes (4 MB): a folder of small images
+    # becomes hundreds of tiny partitions, each a Python task. Merge them (no shuffle) to a sensible size.
+    total_files, total_bytes = sum(counts.values()), sum(int(r["bytes"] or 0) for r in listing)
+    slots = int(spark.sparkContext.defaultParallelism)
+    tasks = max(slots, -(-total_bytes // _PARTITION_BYTES), -(-total_files // _PARTITION_FILES))
     frame = files.select("path", "content")
+    if tasks < frame.rdd.getNumPartitions():
+        frame = frame.coalesce(tasks)
     names: tuple[str, ...] = ()
     if labels is not None:
         names = tuple(sorted(counts)) if labels == "infer" else _label_list(labels)
