@@ -47,6 +47,7 @@ class _DecodePlan:
     output_col: str
     error_col: str
     path_col: str | None
+    struct: bool = False  # Spark's image data source struct (raw BGR pixels) instead of encoded bytes
 
 
 def _check_plan(height: object, width: object, channels: object, scale: object, on_error: object) -> None:
@@ -77,6 +78,13 @@ def decode_image(data: bytes, height: int, width: int, channels: int = 1, scale:
         if img.format == "JPEG":
             img.draft(_MODES[channels], (width, height))  # let libjpeg downscale while decoding
         converted = img.convert(_MODES[channels])
+    return _pixels(converted, height, width, channels, scale)
+
+
+def _pixels(converted: Any, height: int, width: int, channels: int, scale: float) -> np.ndarray:
+    """A Pillow image in the target mode -> resized, channels-first, scaled float32 values."""
+    from PIL import Image
+
     if converted.size != (width, height):
         converted = converted.resize((width, height), Image.Resampling.BILINEAR)
     pixels = np.asarray(converted, dtype=np.float32)
@@ -86,6 +94,25 @@ def decode_image(data: bytes, height: int, width: int, channels: int = 1, scale:
     if scale != 1.0:
         out *= np.float32(scale)
     return out
+
+
+_IMAGE_FIELDS = ("origin", "height", "width", "nChannels", "mode", "data")
+
+
+def _from_image_struct(value: dict[str, Any], height: int, width: int, channels: int, scale: float) -> np.ndarray:
+    """One row of Spark's ``image`` data source (raw BGR/BGRA bytes, row-major) -> pixels like `decode_image`."""
+    from PIL import Image
+
+    h, w, c, data = value["height"], value["width"], value["nChannels"], value["data"]
+    if h is None or w is None or h < 1 or w < 1 or not data or c not in (1, 3, 4) or len(data) != h * w * c:
+        raise ValueError("not a valid image (the image data source could not decode it)")
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(h, w, c)
+    if c == 1:
+        img = Image.fromarray(raw[:, :, 0], mode="L")
+    else:
+        order = [2, 1, 0] if c == 3 else [2, 1, 0, 3]  # BGR(A) -> RGB(A)
+        img = Image.fromarray(np.ascontiguousarray(raw[:, :, order]), mode="RGB" if c == 3 else "RGBA")
+    return _pixels(img.convert(_MODES[channels]), height, width, channels, scale)
 
 
 def _decode_batches(plan: _DecodePlan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -102,7 +129,11 @@ def _decode_batches(plan: _DecodePlan, batches: Iterator[pa.RecordBatch]) -> Ite
             try:
                 if raw is None:
                     raise ValueError("the file has no content (null)")
-                pixels[i] = decode_image(raw, plan.height, plan.width, plan.channels, plan.scale)
+                if plan.struct:
+                    paths[i] = paths[i] if paths[i] is not None else raw.get("origin")
+                    pixels[i] = _from_image_struct(raw, plan.height, plan.width, plan.channels, plan.scale)
+                else:
+                    pixels[i] = decode_image(raw, plan.height, plan.width, plan.channels, plan.scale)
             except _DECODE_ERRORS as e:
                 where = f"file {paths[i]}" if paths[i] is not None else f"column '{plan.content_col}'"
                 message = f"{type(e).__name__}: {e}"
@@ -142,8 +173,10 @@ def decode_images(
     ``on_error="raise"`` the job fails with a `DataError` naming the file instead.
 
     Args:
-        df: Any DataFrame with a binary column, e.g. ``spark.read.format("binaryFile").load(...)``.
-        content_col: The binary column holding encoded images (PNG, JPEG, BMP, GIF, TIFF...).
+        df: Any DataFrame with a binary column, e.g. ``spark.read.format("binaryFile").load(...)``, or
+            with the ``image`` struct column of ``spark.read.format("image").load(...)``.
+        content_col: The binary column holding encoded images (PNG, JPEG, BMP, GIF, TIFF...), or an
+            image-struct column (raw BGR pixels, converted to RGB here).
         height: Output height in pixels (images of another size are resized, bilinear).
         width: Output width in pixels.
         channels: 1 (grayscale), 3 (RGB) or 4 (RGBA); values are laid out channels first.
@@ -166,17 +199,21 @@ def decode_images(
     fields = {f.name: f for f in df.schema.fields}
     if content_col not in fields:
         raise DataError(f"image column '{content_col}' not found; available: {list(fields)}")
-    if not isinstance(fields[content_col].dataType, BinaryType):
+    dtype = fields[content_col].dataType
+    struct = isinstance(dtype, StructType) and sorted(dtype.names) == sorted(_IMAGE_FIELDS)
+    if not isinstance(dtype, BinaryType) and not struct:
         raise DataError(
-            f"image column '{content_col}' has type {fields[content_col].dataType.simpleString()}; expected binary "
-            "(encoded image files, e.g. spark.read.format('binaryFile'))"
+            f"image column '{content_col}' has type {dtype.simpleString()}; expected binary (encoded image files, "
+            "e.g. spark.read.format('binaryFile')) or the struct of spark.read.format('image')"
         )
     for name in (output_col, error_col):
         if name in fields and name != content_col:
             raise DataError(f"output column '{name}' already exists in the DataFrame ({list(fields)}); choose another")
     if path_col is not None and path_col not in fields:
         path_col = None
-    plan = _DecodePlan(height, width, channels, float(scale), on_error, content_col, output_col, error_col, path_col)
+    plan = _DecodePlan(
+        height, width, channels, float(scale), on_error, content_col, output_col, error_col, path_col, struct
+    )
     schema = StructType(
         [f for f in df.schema.fields if f.name != content_col]
         + [StructField(output_col, ArrayType(FloatType(), False)), StructField(error_col, StringType())]

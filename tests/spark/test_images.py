@@ -98,3 +98,18 @@ def test_decode_images_reads_any_binary_column(spark: SparkSession) -> None:
     assert rows[1]["features"] is None and "UnidentifiedImageError" in rows[1]["image_error"]
     with pytest.raises(DataError, match=r"image column 'id' has type bigint; expected binary"):
         decode_images(df, "id", height=2, width=2)
+
+
+def test_decode_images_reads_spark_image_source_structs_as_rgb(spark: SparkSession, tmp_path: Path) -> None:
+    pixels = np.zeros((2, 3, 3), np.uint8)
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = 10, 20, 30
+    _png(tmp_path / "img" / "a.png", pixels)
+    (tmp_path / "img" / "b.png").write_bytes(b"broken")
+    from pyspark.sql import functions as F
+
+    df = spark.read.format("image").option("dropInvalid", "false").load(str(tmp_path / "img"))
+    df = df.select(F.col("image.origin").alias("path"), "image")
+    decoded = decode_images(df, "image", height=2, width=3, channels=3).collect()
+    rows = {r["path"].rsplit("/", 1)[1]: r for r in decoded}
+    np.testing.assert_array_equal(rows["a.png"]["features"], [10] * 6 + [20] * 6 + [30] * 6)  # BGR -> RGB, CHW
+    assert rows["b.png"]["features"] is None and "not a valid image" in rows["b.png"]["image_error"]
