@@ -110,8 +110,9 @@ def sequence_feature_rows(
 ) -> np.ndarray:
     """Wire rows ``(n, T*F + T)`` of a sequence features column: padded steps, then the features mask."""
     lengths, values = _steps(col, name, spec.n_features, where, row_offset, "feature")
-    _check_finite(values, name, where, row_offset, "features")
-    return _padded_rows(lengths, values, spec.timesteps, dtype, name, where, row_offset)
+    rows = _padded_rows(lengths, values, spec.timesteps, dtype, name, where, row_offset)
+    _check_finite(rows, name, where, row_offset, "features")  # on padded rows: the message names the example
+    return rows
 
 
 def sequence_label_rows(
@@ -119,7 +120,6 @@ def sequence_label_rows(
 ) -> np.ndarray:
     """Wire rows ``(n, T*K + T)`` of per-step labels: padded labels, then the labels mask (their own lengths)."""
     lengths, values = _steps(col, name, spec.n_label_values, where, row_offset, "label")
-    _check_finite(values, name, where, row_offset, "labels")
     if spec.label_kind == "sequence_index":
         bad = (values < 0) | (values != np.floor(values))
         if bad.any():
@@ -128,7 +128,9 @@ def sequence_label_rows(
                 f"{_where(name, where, row_offset + row)} has a per-step label that is not a class index 0..C-1 "
                 "(negative or fractional); use label_kind='sequence_array' for per-step regression targets"
             )
-    return _padded_rows(lengths, values, spec.timesteps, dtype, name, where, row_offset)
+    rows = _padded_rows(lengths, values, spec.timesteps, dtype, name, where, row_offset)
+    _check_finite(rows, name, where, row_offset, "labels")
+    return rows
 
 
 def unpack(spec: ColumnSpec, x: np.ndarray, y: np.ndarray | None) -> DataSet:

@@ -82,3 +82,9 @@ def test_column_spec_sequence_fields_are_validated_and_round_trip() -> None:
         ColumnSpec(features=("a",), feature_kind="array", n_features=2, timesteps=3)
     with pytest.raises(ConfigError, match="label_kind"):
         ColumnSpec(features=("a",), feature_kind="array", n_features=2, label="y", label_kind="sequence_index")
+
+
+def test_nan_in_a_later_sequence_names_that_example_row() -> None:
+    batch = pa.RecordBatch.from_pydict({"s": [[[1.0, 2.0], [3.0, 4.0]], [[5.0, float("inf")]]], "y": [0, 1]})
+    with pytest.raises(DataError, match=r"column 's', row 11 of the batch has NaN or infinite features"):
+        record_batch_to_arrays(batch, _spec(), row_offset=10)
