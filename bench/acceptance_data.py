@@ -1,7 +1,7 @@
 """Issue 6 acceptance, data half: (1) a CNN trained on Spark from a folder of MNIST PNGs read through binaryFile;
 (2) an LSTM trained on Spark on variable-length sequences built from the digits (rows of an image as time steps).
 
-Run: ``.venv/bin/python bench/acceptance_data.py [--mnist DIR] [--only images,sequences] [--epochs-cnn 5]``.
+Run: ``.venv/bin/python bench/acceptance_data.py [--mnist DIR] [--only images,sequences] [--epochs-cnn 8]``.
 
 (1) writes the 10,000 MNIST test images as ``<digit>/<index>.png`` into a temporary folder (deleted at the
 end; nothing is committed), reads it with ``read_images`` (decoding on the executors), trains LeNet with
@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mnist_arg(parser)
     parser.add_argument("--only", default="images,sequences")
-    parser.add_argument("--epochs-cnn", type=int, default=5)
+    parser.add_argument("--epochs-cnn", type=int, default=8)
     parser.add_argument("--epochs-lstm", type=int, default=30)
     args = parser.parse_args()
     spark = local_spark("local[2]", app_name="deepspark-acceptance-data")
