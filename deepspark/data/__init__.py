@@ -31,6 +31,13 @@ _SPARK_SIDE = {
     "export_minibatches": "deepspark.data.export",
     "read_exported": "deepspark.data.export",
     "executor_error": "deepspark.data.dataframe",
+    "describe_sequences": "deepspark.data.sequences",
+    "sequences_to_arrays": "deepspark.data.sequences",
+    "ImageFolder": "deepspark.data.images",
+    "decode_images": "deepspark.data.images",
+    "read_images": "deepspark.data.images",
+    "feature_pipeline": "deepspark.data.tabular",
+    "label_names": "deepspark.data.tabular",
 }
 
 

@@ -7,6 +7,7 @@ directly, and `deepspark.data.dataframe` builds the Spark side on top of it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,14 +37,15 @@ __all__ = [
     "spark_int_hash",
 ]
 
-FeatureKind = Literal["array", "vector", "columns"]
-LabelKind = Literal["index", "array", "scalar_float", "none"]
+FeatureKind = Literal["array", "vector", "columns", "sequence"]
+LabelKind = Literal["index", "array", "scalar_float", "none", "sequence_index", "sequence_array"]
 
 _FEATURE_KINDS: tuple[str, ...] = get_args(FeatureKind)
 _LABEL_KINDS: tuple[str, ...] = get_args(LabelKind)
 _VECTOR_FIELDS = ("type", "size", "indices", "values")
 _SPARSE, _DENSE = 0, 1
 _INDEX_DTYPE = np.dtype("<i8")
+SEQUENCE_LABELS = ("sequence_index", "sequence_array")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,9 +57,11 @@ class ColumnSpec:
 
     Attributes:
         features: One array/vector column, or several numeric scalar columns (in feature order).
-        feature_kind: ``"array"`` (array<number>), ``"vector"`` (Spark ML dense/sparse vector) or
-            ``"columns"`` (one feature per numeric column).
-        n_features: Values per example; every row must have exactly this many.
+        feature_kind: ``"array"`` (array<number>), ``"vector"`` (Spark ML dense/sparse vector),
+            ``"columns"`` (one feature per numeric column) or ``"sequence"`` (array<array<number>>,
+            one inner array per time step, rows of any length; see `deepspark.data.sequences`).
+        n_features: Values per example; every row must have exactly this many. For sequences: values
+            per time step.
         label: The label column, or None for unlabeled data.
         label_kind: ``"index"`` (class index -> int64), ``"array"`` (one-hot or multi-output -> float
             (n, k)), ``"scalar_float"`` (regression target -> float (n, 1)) or ``"none"``.
@@ -78,6 +82,7 @@ class ColumnSpec:
     label_kind: LabelKind = "none"
     n_label_values: int = -1
     key: str | None = None
+    timesteps: int = 0
 
     def __post_init__(self) -> None:
         if (
@@ -108,17 +113,40 @@ class ColumnSpec:
             )
         if isinstance(self.n_label_values, bool) or not isinstance(self.n_label_values, int):
             raise ConfigError(f"expected an int, got {self.n_label_values!r}", "n_label_values")
-        expected = {"none": 0, "index": 1, "scalar_float": 1}.get(self.label_kind)
+        self._check_sequence()
+        expected = {"none": 0, "index": 1, "scalar_float": 1, "sequence_index": 1}.get(self.label_kind)
         if expected is not None and self.n_label_values == -1:
             object.__setattr__(self, "n_label_values", expected)
         if expected is not None and self.n_label_values != expected:
             raise ConfigError(
                 f"{self.label_kind!r} labels have width {expected}, got {self.n_label_values}", "n_label_values"
             )
-        if self.label_kind == "array" and self.n_label_values < 1:
+        if self.label_kind in ("array", "sequence_array") and self.n_label_values < 1:
             raise ConfigError(
-                f"expected a positive int for 'array' labels, got {self.n_label_values}", "n_label_values"
+                f"expected a positive int for {self.label_kind!r} labels, got {self.n_label_values}", "n_label_values"
             )
+
+    def _check_sequence(self) -> None:
+        if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps < 0:
+            raise ConfigError(f"expected an int >= 0, got {self.timesteps!r}", "timesteps")
+        if self.feature_kind != "sequence" and self.timesteps:
+            raise ConfigError(f"only 'sequence' features have timesteps, got {self.timesteps}", "timesteps")
+        if self.label_kind in SEQUENCE_LABELS and self.feature_kind != "sequence":
+            raise ConfigError(f"{self.label_kind!r} labels need 'sequence' features", "label_kind")
+
+    @property
+    def row_width(self) -> int:
+        """Values per example on the wire: features, or for sequences T*F padded values then T mask values."""
+        if self.feature_kind == "sequence":
+            return self.timesteps * (self.n_features + 1)
+        return self.n_features
+
+    @property
+    def label_width(self) -> int:
+        """Label values per example on the wire (index labels: one int64); sequences add T mask values."""
+        if self.label_kind in SEQUENCE_LABELS:
+            return self.timesteps * (self.n_label_values + 1)
+        return self.n_label_values
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -139,6 +167,7 @@ class ColumnSpec:
             "label_kind": self.label_kind,
             "n_label_values": self.n_label_values,
             "key": self.key,
+            "timesteps": self.timesteps,
         }
 
     @classmethod
@@ -146,7 +175,7 @@ class ColumnSpec:
         """Rebuild a spec from `to_dict` output; unknown or missing keys raise ConfigError."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"expected a JSON object, got {type(data).__name__}", "spec")
-        known = {"features", "feature_kind", "n_features", "label", "label_kind", "n_label_values", "key"}
+        known = {"features", "feature_kind", "n_features", "label", "label_kind", "n_label_values", "key", "timesteps"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown key(s) {unknown}; valid: {sorted(known)}", "spec")
@@ -327,6 +356,11 @@ def _matrix(col: pa.Array, name: str, width: int, where: str, row_offset: int, w
 
 
 def _features(batch: pa.RecordBatch, spec: ColumnSpec, dtype: np.dtype[Any], where: str, row_offset: int) -> np.ndarray:
+    if spec.feature_kind == "sequence":
+        from deepspark.data._sequence_arrow import sequence_feature_rows
+
+        name = spec.features[0]
+        return sequence_feature_rows(_column(batch, name), name, spec, dtype, where, row_offset)
     if spec.feature_kind == "columns":
         x = np.empty((batch.num_rows, spec.n_features), dtype=dtype)
         for j, name in enumerate(spec.features):
@@ -349,6 +383,10 @@ def _labels(
         return None
     name = spec.label
     col = _column(batch, name)
+    if spec.label_kind in SEQUENCE_LABELS:
+        from deepspark.data._sequence_arrow import sequence_label_rows
+
+        return sequence_label_rows(col, name, spec, dtype, where, row_offset)
     if spec.label_kind == "array":
         y = _matrix(col, name, spec.n_label_values, where, row_offset, "label").astype(dtype, copy=False)
         _check_finite(y, name, where, row_offset, "labels")
@@ -422,6 +460,8 @@ def record_batch_to_arrays(
     """
     dt = float_dtype(dtype)
     x = _features(batch, spec, dt, where, row_offset)
+    if spec.feature_kind == "sequence" and spec.timesteps == 0:  # labels pad to this batch's longest sequence
+        spec = dataclasses.replace(spec, timesteps=x.shape[1] // (spec.n_features + 1))
     y = _labels(batch, spec, dt, where, row_offset)
     keys = None if spec.key is None else _column(batch, spec.key).to_numpy(zero_copy_only=False)
     if copy:
@@ -441,7 +481,7 @@ def _label_layout(spec: ColumnSpec, dtype: np.dtype[Any]) -> tuple[np.dtype[Any]
         return None
     if spec.label_kind == "index":
         return _INDEX_DTYPE, ()
-    return dtype, (spec.n_label_values,)
+    return dtype, (spec.label_width,)
 
 
 def _binary(buffer: np.ndarray) -> pa.Array:
@@ -494,19 +534,20 @@ def block_to_arrays(
     """Views (no copy, read-only) of one block's bytes as ``(n, n_features)`` features and labels."""
     dt = float_dtype(dtype)
     xs = np.frombuffer(x, dtype=dt)
-    if xs.size != n * spec.n_features:
+    width = spec.row_width
+    if xs.size != n * width:
         raise DataError(
-            f"block says n={n} with {spec.n_features} {dt.name} features but holds {len(x)} bytes: "
+            f"block says n={n} with {width} {dt.name} features but holds {len(x)} bytes: "
             "it was written with another ColumnSpec or dtype"
         )
     layout = _label_layout(spec, dt)
     if layout is None:
-        return xs.reshape(n, spec.n_features), None
+        return xs.reshape(n, width), None
     ydt, tail = layout
     ys = np.frombuffer(y if y is not None else b"", dtype=ydt)
     if ys.size != n * math.prod(tail):
         raise DataError(f"block says n={n} {spec.label_kind} labels but holds {ys.nbytes} bytes of labels")
-    return xs.reshape(n, spec.n_features), ys.reshape((n, *tail))
+    return xs.reshape(n, width), ys.reshape((n, *tail))
 
 
 def _field(row: Any, name: str) -> Any:
@@ -549,7 +590,7 @@ def blocks_to_arrays(
     if not decoded:
         layout = _label_layout(spec, dt)
         y_empty = None if layout is None else np.zeros((0, *layout[1]), dtype=layout[0])
-        return np.zeros((0, spec.n_features), dtype=dt), y_empty
+        return np.zeros((0, spec.row_width), dtype=dt), y_empty
     x = np.concatenate([d[0] for d in decoded]) if len(decoded) > 1 else decoded[0][0].copy()
     ys = [d[1] for d in decoded if d[1] is not None]
     y = None if not ys else (np.concatenate(ys) if len(ys) > 1 else ys[0].copy())

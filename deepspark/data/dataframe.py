@@ -104,7 +104,10 @@ def _kind(name: str, dt: DataType, role: str) -> Literal["array", "vector", "sca
     if isinstance(dt, T.DecimalType) or (isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.DecimalType)):
         hint = f"; cast it first, e.g. df.withColumn('{name}', F.col('{name}').cast('double'))"
     elif isinstance(dt, T.ArrayType) and isinstance(dt.elementType, T.ArrayType):
-        hint = f"; flatten nested arrays first, e.g. F.flatten('{name}')"
+        hint = (
+            f"; flatten nested arrays first, e.g. F.flatten('{name}'), or read them as sequences with a "
+            "recurrent network (input_type=InputType.recurrent(F))"
+        )
     elif isinstance(dt, T.StringType):
         hint = "; index strings first (pyspark.ml.feature.StringIndexer)"
     raise DataError(
@@ -518,8 +521,8 @@ def _workers(df: DataFrame, num_partitions: int | None) -> int:
 
 
 def _row_bytes(spec: ColumnSpec, dtype: np.dtype[Any]) -> int:
-    label = {"none": 0, "index": 8}.get(spec.label_kind, spec.n_label_values * dtype.itemsize)
-    return spec.n_features * dtype.itemsize + label
+    label = {"none": 0, "index": 8}.get(spec.label_kind, spec.label_width * dtype.itemsize)
+    return spec.row_width * dtype.itemsize + label
 
 
 def _partition_counts(df: DataFrame) -> dict[int, int]:
@@ -707,5 +710,5 @@ def dataframe_to_arrays(
         xs.append(x)
         if y is not None:
             ys.append(y)
-    x_all = np.concatenate(xs) if xs else np.zeros((0, spec.n_features), dt)
+    x_all = np.concatenate(xs) if xs else np.zeros((0, spec.row_width), dt)
     return x_all, (np.concatenate(ys) if ys else None)

@@ -35,6 +35,9 @@ def save_network(
         "score": score if score is None or math.isfinite(score) else None,
         "num_params": net.num_params(),
     }
+    labels = getattr(net, "labels", None)
+    if labels is not None:
+        metadata["labels"] = [str(name) for name in labels]
     write_archive(
         path,
         Archive(
@@ -90,6 +93,11 @@ def load_network(path: str | os.PathLike[str]) -> Network:
     meta = archive.metadata
     net.epoch = _count(meta, "epoch", path)
     net.iteration = _count(meta, "iteration", path)
+    labels = meta.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
+            raise ModelFormatError(f"model archive {path}: metadata.json field 'labels' must be a list of strings")
+        net.labels = tuple(labels)
     if archive.normalizer_json is not None:
         from deepspark.data.normalizers import normalizer_from_json
 

@@ -92,6 +92,7 @@ class Network:
         self.epoch = 0
         self.listeners: list[TrainingListener] = []
         self.normalizer: Any = None
+        self.labels: tuple[str, ...] | None = None  # class names by index (e.g. image folders), saved in the archive
         self.last_score: Tensor | None = None
         self._vocab = None
         self._input_vocab: list[int | None] = []  # graphs: vocab_size of the embeddings each graph input feeds, or None

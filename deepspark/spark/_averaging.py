@@ -117,12 +117,18 @@ def prepare(
     head = net.heads[0]
     classifier = head.loss in CLASSIFICATION_LOSSES
     try:
-        spec, seen = describe_columns(
-            df,
-            features_col,
-            label_col,
-            label_kind="index" if classifier and not head.recurrent and _is_scalar(df, label_col) else None,
-        )
+        if _recurrent_input(net):
+            from deepspark.data.sequences import describe_sequences, sequence_label_kind
+
+            kind = sequence_label_kind(df, label_col, head.recurrent, classifier)
+            spec, seen = describe_sequences(df, features_col, label_col, label_kind=kind)
+        else:
+            spec, seen = describe_columns(
+                df,
+                features_col,
+                label_col,
+                label_kind="index" if classifier and not head.recurrent and _is_scalar(df, label_col) else None,
+            )
     except Exception as e:
         if is_spark_failure(e):
             raise_from_spark(e, "reading the training columns")
@@ -204,6 +210,15 @@ def _is_scalar(df: DataFrame, column: str) -> bool:
 
     fields = {f.name: f.dataType for f in df.schema.fields}
     return isinstance(fields.get(column), NumericType)
+
+
+def _recurrent_input(net: Network) -> bool:
+    """The network reads sequences (its input type is recurrent): the features column is array<array<...>>."""
+    from deepspark.config.graph import GraphConfig
+
+    config = net.config
+    types = config.input_types if isinstance(config, GraphConfig) else [getattr(config, "input_type", None)]
+    return bool(types) and getattr(types[0], "form", None) == "recurrent"
 
 
 def _input_size(net: Network) -> int | None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from deepspark.config.input_types import InputType
     from deepspark.data._arrow import ColumnSpec, LabelKind
+    from deepspark.data.dataset import DataSet
     from deepspark.nn import Network
     from deepspark.nn.model import Head
 
@@ -130,6 +131,13 @@ def _arrays(task: InferenceTask, batch: pa.RecordBatch, row_offset: int) -> tupl
     return x, y
 
 
+def _sequences(task: InferenceTask, x: np.ndarray, y: np.ndarray | None) -> DataSet:
+    """Sequence wire rows as padded steps, labels and masks (see `deepspark.data.sequences`)."""
+    from deepspark.data._sequence_arrow import unpack
+
+    return unpack(task.columns, x, y)
+
+
 def _first_output(out: np.ndarray | list[np.ndarray]) -> np.ndarray:
     return out[0] if isinstance(out, list) else out
 
@@ -175,7 +183,12 @@ def predict_batches(
             out = np.zeros((0, width), dtype=np.float32)
         else:
             x, _ = _arrays(task, batch, rows)
-            out = _first_output(net.output(x, batch_size=task.batch_size))
+            if task.columns.feature_kind == "sequence":
+                seq = _sequences(task, x, None)
+                output = net.output(seq.features, batch_size=task.batch_size, features_mask=seq.features_mask)
+                out = _first_output(output)
+            else:
+                out = _first_output(net.output(x, batch_size=task.batch_size))
             rows += batch.num_rows
         cols = prediction_columns(task, out)
         yield pa.RecordBatch.from_arrays([*batch.columns, *cols], names=[*batch.schema.names, *names])
@@ -196,7 +209,10 @@ def evaluate_batches(
         if batch.num_rows == 0:
             continue
         x, y = _arrays(task, batch, rows)
-        net.do_evaluation(x, y, *evaluations, batch_size=task.batch_size)
+        if task.columns.feature_kind == "sequence":  # padded steps and masks, in minibatches
+            net.do_evaluation(_sequences(task, x, y).batches(task.batch_size), None, *evaluations)
+        else:
+            net.do_evaluation(x, y, *evaluations, batch_size=task.batch_size)
         rows += batch.num_rows
     if rows:
         text = json.dumps([e.to_dict() for e in evaluations], allow_nan=False, separators=(",", ":"))
@@ -215,7 +231,10 @@ def score_batches(
         if batch.num_rows == 0:
             continue
         x, y = _arrays(task, batch, rows)
-        total += net.score(x, y, batch_size=task.batch_size) * batch.num_rows
+        if task.columns.feature_kind == "sequence":
+            total += net.score(_sequences(task, x, y).batches(task.batch_size)) * batch.num_rows
+        else:
+            total += net.score(x, y, batch_size=task.batch_size) * batch.num_rows
         rows += batch.num_rows
     if rows:
         yield pa.RecordBatch.from_arrays(
@@ -310,11 +329,6 @@ def _check_network(net: Network, what: str, per_example: bool) -> None:
             f"{what} on Spark reads one features column, but the graph has {len(config.inputs)} inputs "
             f"{list(config.inputs)}; use a graph with one input"
         )
-    if _input_type(net).form == "recurrent":
-        raise DataError(
-            f"{what} on Spark reads one feature vector per row, but the network's input is a sequence "
-            f"({_input_type(net).describe()}); sequence inputs are not supported on Spark yet"
-        )
     if per_example and net.heads[0].recurrent:
         raise DataError(
             f"{what} on Spark writes one value per row, but the network's output is a sequence per example; "
@@ -342,6 +356,8 @@ def _resolve(
 
     from deepspark.data.dataframe import resolve_columns
 
+    if _input_type(net).form == "recurrent":
+        return _resolve_sequences(df, net, features_col, label_col, scan)
     label_kind: LabelKind | None = None
     classes = net.heads[0].loss in CLASSIFICATION_LOSSES
     if classes and label_col is not None and label_col in df.columns:
@@ -359,6 +375,38 @@ def _resolve(
             "check features_col or the config's input_type"
         )
     return spec
+
+
+def _resolve_sequences(
+    df: DataFrame, net: Network, features_col: str | Sequence[str], label_col: str | None, scan: bool
+) -> ColumnSpec:
+    """Spec of a sequence column for a recurrent network; each Arrow batch is padded to its own longest sequence."""
+    from dataclasses import replace
+
+    from deepspark.data.sequences import describe_sequences, sequence_label_kind
+
+    if not isinstance(features_col, str):
+        raise DataError(
+            f"the network's input is a sequence ({_input_type(net).describe()}): features come from one "
+            f"array<array<number>> column, got {list(features_col)}"
+        )
+    if net.normalizer is not None:
+        raise DataError(
+            "the network carries a normalizer, which Spark inference does not apply to sequence inputs yet; "
+            "normalize the sequence column before calling, and set network.normalizer = None"
+        )
+    head = net.heads[0]
+    kind = sequence_label_kind(df, label_col, head.recurrent, head.loss in CLASSIFICATION_LOSSES)
+    expected = int(_input_type(net).flat_size())
+    spec, _ = describe_sequences(
+        df, features_col, label_col, label_kind=kind, expected_features=None if scan else expected
+    )
+    if spec.n_features != expected:
+        raise DataError(
+            f"features {features_col!r} have {spec.n_features} values per time step but the network's input "
+            f"expects {expected} ({_input_type(net).describe()}); check features_col or the config's input_type"
+        )
+    return replace(spec, timesteps=0)
 
 
 def _needed(df: DataFrame, spec: ColumnSpec) -> DataFrame:
@@ -611,6 +659,8 @@ def score_examples(
     from pyspark.sql.types import DoubleType, StructField, StructType
 
     _check_network(net, "score_examples", per_example=True)
+    if _input_type(net).form == "recurrent":
+        raise DataError("score_examples on Spark does not support sequence inputs yet; use score() or evaluate()")
     _check_batch_size(batch_size)
     spec = _resolve(df, net, features_col, label_col, key_col)
     if output_col == key_col:

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from deepspark.data._arrow import ColumnSpec, blocks_to_arrays
+from deepspark.data.dataset import DataSet
 from deepspark.errors import DataError, DistributedTrainingError
 from deepspark.spark import _rendezvous
 from deepspark.spark._encoding import ThresholdCodec
-from deepspark.spark._worker import _DATA, epoch_order, network_from_broadcast, worker_reading
+from deepspark.spark._worker import _DATA, _tensors, epoch_order, network_from_broadcast, worker_reading
 from deepspark.spark.masters import GradientSharing
 from deepspark.spark.stats import PhaseEvent, encode_events
 from deepspark.spark.thresholds import TargetSparsity
@@ -175,7 +176,6 @@ def run_stage(
     task: StageTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]
 ) -> Iterator[StageResult]:
     """Train one epoch as rank ``index`` of the barrier stage and report (see module docstring)."""
-    import torch
 
     from deepspark.data.iterators import AsyncIterator
 
@@ -216,10 +216,7 @@ def run_stage(
         prefetcher: Any = AsyncIterator(batches, queue_size=master.worker_prefetch) if master.worker_prefetch else None
         try:
             for xb, yb in prefetcher if prefetcher is not None else batches:
-                labels = torch.from_numpy(yb)
-                if labels.is_floating_point():
-                    labels = labels.to(net.dtype)
-                trainer.step((torch.from_numpy(xb).to(net.dtype), labels, None, None), len(xb))
+                trainer.step(_tensors(net, task.spec, DataSet(features=xb, labels=yb)), len(xb))
         finally:
             if prefetcher is not None:
                 prefetcher.close()

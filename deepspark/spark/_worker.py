@@ -112,7 +112,6 @@ def fit_round(
     task: RoundTask, params_bc: Any, updater_bc: Any, index: int, rows: Iterator[Any]
 ) -> Iterator[RoundResult]:
     """Fit ``task.num_batches`` minibatches of this worker's shuffled block, starting at ``first_batch``."""
-    import torch
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
@@ -166,10 +165,7 @@ def fit_round(
     try:  # with prefetch, the next minibatches are sliced on a thread while torch computes (it releases the GIL)
         for mb in prefetcher if prefetcher is not None else minibatches:
             t0 = time.time()
-            labels = torch.from_numpy(mb.labels)
-            if labels.is_floating_point():
-                labels = labels.to(net.dtype)
-            score = net.fit_batch((torch.from_numpy(mb.features).to(net.dtype), labels, None, None))
+            score = net.fit_batch(_tensors(net, task.spec, mb))
             score_sum += float(score)
             batches += 1
             examples += mb.num_examples
@@ -210,6 +206,25 @@ def worker_reading(index: int, examples: int, minibatches: int, fit_seconds: flo
         **process_reading(),
     }
     return json.dumps(reading).encode()
+
+
+def _tensors(net: Any, spec: ColumnSpec, mb: DataSet) -> tuple[Any, Any, Any, Any]:
+    """A minibatch as the tensors ``fit_batch`` takes; sequence rows are unpacked into steps and masks first."""
+    import torch
+
+    if spec.feature_kind == "sequence":
+        from deepspark.data._sequence_arrow import unpack
+
+        mb = unpack(spec, mb.features, mb.labels)
+    labels = torch.from_numpy(np.ascontiguousarray(mb.labels))
+    if labels.is_floating_point():
+        labels = labels.to(net.dtype)
+
+    def mask(m: np.ndarray | None) -> Any:
+        return None if m is None else torch.from_numpy(np.ascontiguousarray(m)).to(torch.float32)
+
+    features = torch.from_numpy(np.ascontiguousarray(mb.features)).to(net.dtype)
+    return features, labels, mask(mb.features_mask), mask(mb.labels_mask)
 
 
 def add_results(a: RoundResult | None, b: RoundResult | None) -> RoundResult | None:

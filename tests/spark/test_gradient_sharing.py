@@ -194,6 +194,25 @@ def test_fit_dense_and_threshold_agree_on_a_separable_problem(spark: SparkSessio
     assert abs(accs["dense"] - accs["threshold"]) < 0.1, accs
 
 
+def test_dense_sharing_trains_an_lstm_on_variable_length_sequences(spark: SparkSession) -> None:
+    from deepspark.config import LSTM
+    from deepspark.config.layers import LastTimeStep
+
+    rng = np.random.default_rng(4)
+    seqs = [rng.normal(size=(int(t), 2)) for t in rng.integers(1, 6, 300)]
+    rows = [(s.tolist(), int(s[:, 0].sum() > 0)) for s in seqs]
+    df = spark.createDataFrame(rows, "steps array<array<double>>, label long")
+    conf = NetworkConfig(
+        seed=4,
+        updater=Adam(learning_rate=3e-2),
+        input_type=InputType.recurrent(2),
+        layers=(LSTM(n_out=6), LastTimeStep(), Output(n_out=2)),
+    )
+    spark_net = SparkNetwork(spark, conf, GradientSharing(num_workers=2, batch_size_per_worker=30, encoding="dense"))
+    spark_net.fit(df, "steps", "label", epochs=4)
+    assert spark_net.evaluate(df, "steps", "label").accuracy() > 0.8
+
+
 def test_unequal_partitions_do_not_hang(spark: SparkSession) -> None:
     x, y = _problem(110, seed=2)
     rows = [(x[i].astype(float).tolist(), int(y[i])) for i in range(len(x))]
