@@ -262,6 +262,7 @@ def train(
                 with_updater=with_updater,
                 collect_stats=stats is not None,
                 prefetch=master.worker_prefetch,
+                normalizer_json=None if net.normalizer is None else net.normalizer.to_json(),
             )
             t0 = time.time()
             sc.setJobGroup(JOB_GROUP, f"deepspark averaging round {global_round} (epoch {net.epoch})")

@@ -44,6 +44,7 @@ class RoundTask:
     with_updater: bool
     collect_stats: bool
     prefetch: int = 0  # minibatches sliced ahead on a thread (ParameterAveraging.worker_prefetch)
+    normalizer_json: str | None = None  # the network's normalizer, applied once when the block is decoded
 
 
 RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, tuple[bytes, ...]]
@@ -139,6 +140,11 @@ def fit_round(
         x, y = blocks_to_arrays(rows, task.spec)
         if y is None:
             raise DataError("the training blocks carry no labels; pass label_col")
+        if task.normalizer_json is not None:
+            from deepspark.data.normalizers import normalizer_from_json
+            from deepspark.data.spark_normalizers import apply_normalizer
+
+            x = apply_normalizer(normalizer_from_json(task.normalizer_json), x).astype(x.dtype, copy=False)
         data = (x, y)
         _DATA[key] = data
     else:
