@@ -84,11 +84,15 @@ def _summary(df: DataFrame, vec: Column, features: str) -> tuple[int, dict[str, 
 
     summarizer = Summarizer.metrics("mean", "variance", "min", "max")
     try:
-        row = df.select(vec.alias("v")).agg(
-            summarizer.summary(F.col("v")).alias("s"),
-            F.count(F.lit(1)).alias("rows"),
-            F.count(F.col("v")).alias("present"),
-        ).first()
+        row = (
+            df.select(vec.alias("v"))
+            .agg(
+                summarizer.summary(F.col("v")).alias("s"),
+                F.count(F.lit(1)).alias("rows"),
+                F.count(F.col("v")).alias("present"),
+            )
+            .first()
+        )
     except Exception as e:
         if not is_spark_failure(e):
             raise
@@ -129,7 +133,11 @@ def _pool_channels(n: int, mean: np.ndarray, m2: np.ndarray, channels: int) -> t
 
 
 def fit_normalizer(
-    df: DataFrame, normalizer: Normalizer, features_col: str | Sequence[str] = "features", *, channels: int | None = None
+    df: DataFrame,
+    normalizer: Normalizer,
+    features_col: str | Sequence[str] = "features",
+    *,
+    channels: int | None = None,
 ) -> Normalizer:
     """A copy of ``normalizer`` fitted on ``df``'s features with ONE pass of Spark aggregates.
 
@@ -155,7 +163,8 @@ def fit_normalizer(
         >>> spark_net.network.normalizer = norm  # fit, evaluate and predict apply it  # doctest: +SKIP
     """
     if not isinstance(normalizer, Normalizer):
-        raise ConfigError(f"expected a Standardize, MinMax or ImageScaler, got {type(normalizer).__name__}", "normalizer")
+        got = type(normalizer).__name__
+        raise ConfigError(f"expected a Standardize, MinMax or ImageScaler, got {got}", "normalizer")
     features = _shown(features_col)
     vec = features_vector(df, features_col)
     if isinstance(normalizer, ImageScaler):
