@@ -169,9 +169,11 @@ def fit_normalizer(
     vec = features_vector(df, features_col)
     if isinstance(normalizer, ImageScaler):
         return ImageScaler(normalizer.min_range, normalizer.max_range, normalizer.max_pixel)
+    per_channel = bool(getattr(normalizer, "per_channel", False))
+    if per_channel:
+        _check_channels(channels, channels or 1, normalizer, features)  # before any job
     n, stats = _summary(df, vec, features)
     width = stats["mean"].shape[0]
-    per_channel = bool(getattr(normalizer, "per_channel", False))
     c = _check_channels(channels, width, normalizer, features) if per_channel else 0
     if isinstance(normalizer, Standardize):
         m2 = np.maximum(stats["variance"], 0.0) * (n - 1)
