@@ -89,8 +89,9 @@ def main() -> None:
         lr_model = Pipeline(stages=[indexer, VectorAssembler(inputCols=features, outputCol="features"),
                                     LogisticRegression(maxIter=100)]).fit(train)  # fmt: skip
         baseline = evaluator.evaluate(lr_model.transform(test))
-        print(f"dataset {args.dataset}: {n_train} train / {n_test} test rows, {len(features)} features, {n_classes} classes")
-        print(f"deepspark Pipeline (2 workers, {args.epochs} epochs, fit {fit_s:.1f} s): saved to {path} and loaded back")
+        shape = f"{len(features)} features, {n_classes} classes"
+        print(f"dataset {args.dataset}: {n_train} train / {n_test} test rows, {shape}")
+        print(f"deepspark Pipeline (2 workers, {args.epochs} epochs, fit {fit_s:.1f} s): saved to {path}, loaded back")
         print(f"  loaded model's predictions equal the original's: {bool(np.array_equal(original, reloaded))}")
         print(f"  test accuracy {100 * accuracy:.2f} %")
         print(f"Spark ML LogisticRegression on the same split: test accuracy {100 * baseline:.2f} %")
