@@ -279,6 +279,7 @@ def train(
                 collect_stats=stats is not None,
                 prefetch=master.worker_prefetch,
                 worker_stats=bool(listeners),
+                normalizer_json=None if net.normalizer is None else net.normalizer.to_json(),
             )
             t0 = time.time()
             sc.setJobGroup(JOB_GROUP, f"deepspark averaging round {global_round} (epoch {net.epoch})")

@@ -127,7 +127,9 @@ def _arrays(task: InferenceTask, batch: pa.RecordBatch, row_offset: int) -> tupl
     x, y, _ = record_batch_to_arrays(batch, task.columns, _float_dtype(task), where=_where(), row_offset=row_offset)
     norm = _normalizer(task)
     if norm is not None:
-        x = norm.transform(x)
+        from deepspark.data.spark_normalizers import apply_normalizer
+
+        x = apply_normalizer(norm, x)
     return x, y
 
 

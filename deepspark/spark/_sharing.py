@@ -139,6 +139,7 @@ def train(
                     attempt=attempt,
                     collect_stats=stats is not None,
                     worker_stats=bool(listeners),
+                    normalizer_json=None if net.normalizer is None else net.normalizer.to_json(),
                 )
                 t0 = time.time()
                 sc.setJobGroup(JOB_GROUP, f"deepspark gradient sharing, epoch {net.epoch} (attempt {attempt})")

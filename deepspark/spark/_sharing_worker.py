@@ -24,7 +24,14 @@ from deepspark.data.dataset import DataSet
 from deepspark.errors import DataError, DistributedTrainingError
 from deepspark.spark import _rendezvous
 from deepspark.spark._encoding import ThresholdCodec
-from deepspark.spark._worker import _DATA, _tensors, epoch_order, network_from_broadcast, worker_reading
+from deepspark.spark._worker import (
+    _DATA,
+    _tensors,
+    epoch_order,
+    network_from_broadcast,
+    normalized,
+    worker_reading,
+)
 from deepspark.spark.masters import GradientSharing
 from deepspark.spark.stats import PhaseEvent, encode_events
 from deepspark.spark.thresholds import TargetSparsity
@@ -53,6 +60,7 @@ class StageTask:
     attempt: int
     collect_stats: bool
     worker_stats: bool = False  # send this rank's readings (memory, GC, throughput) back as JSON for listeners
+    normalizer_json: str | None = None  # the network's normalizer, applied once when the block is decoded
 
 
 RESULT_SCHEMA = (
@@ -153,7 +161,7 @@ def _local_data(task: StageTask, index: int, rows: Iterator[Any]) -> tuple[np.nd
         x, y = blocks_to_arrays(rows, task.spec)
         if y is None:
             raise DataError("the training blocks carry no labels; pass label_col")
-        data = (x, y)
+        data = (normalized(x, task.spec, task.normalizer_json), y)
         _DATA[key] = data
     else:
         for _ in rows:  # drain what the JVM sends, or the Python worker is not reused

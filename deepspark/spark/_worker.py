@@ -45,6 +45,7 @@ class RoundTask:
     collect_stats: bool
     prefetch: int = 0  # minibatches sliced ahead on a thread (ParameterAveraging.worker_prefetch)
     worker_stats: bool = False  # send this worker's readings (memory, GC, throughput) back as JSON for listeners
+    normalizer_json: str | None = None  # the network's normalizer, applied once when the block is decoded
 
 
 RoundResult = tuple[int, np.ndarray, "np.ndarray | None", float, int, int, tuple[bytes, ...], tuple[bytes, ...]]
@@ -148,6 +149,7 @@ def fit_round(
         x, y = blocks_to_arrays(rows, task.spec)
         if y is None:
             raise DataError("the training blocks carry no labels; pass label_col")
+        x = normalized(x, task.spec, task.normalizer_json)
         data = (x, y)
         _DATA[key] = data
     else:
@@ -187,6 +189,21 @@ def fit_round(
         if task.worker_stats
         else (),
     )
+
+
+def normalized(x: np.ndarray, spec: ColumnSpec, normalizer_json: str | None) -> np.ndarray:
+    """A decoded training block with the network's normalizer applied (once per fit, not per round)."""
+    if normalizer_json is None:
+        return x
+    if spec.feature_kind == "sequence":  # packed rows (padded steps + mask): a column normalizer would be wrong
+        raise DataError(
+            "the network carries a normalizer, which Spark training does not apply to sequence inputs yet; "
+            "normalize the sequence column before fit, and set network.normalizer = None"
+        )
+    from deepspark.data.normalizers import normalizer_from_json
+    from deepspark.data.spark_normalizers import apply_normalizer
+
+    return apply_normalizer(normalizer_from_json(normalizer_json), x).astype(x.dtype, copy=False)
 
 
 def worker_reading(index: int, examples: int, minibatches: int, fit_seconds: float, score_sum: float) -> bytes:
