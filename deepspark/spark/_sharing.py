@@ -1,6 +1,7 @@
-"""The driver loop of gradient sharing: one barrier stage per epoch, retried from the epoch's start on failure.
+"""The driver loop of gradient sharing: one barrier stage per ``epochs_per_stage`` epochs (default 1), retried
+from the stage's start on failure.
 
-The driver holds the state at every epoch boundary (parameters, updater state, tau), so a stage that fails
+The driver holds the state at every stage boundary (parameters, updater state, tau), so a stage that fails
 (a dead executor, a stuck peer caught by the collective timeout) is relaunched from exactly that state, up to
 ``spark.stage.maxConsecutiveAttempts`` times. A barrier result stage is never retried by Spark itself
 ("Could not recover from a failed barrier ResultStage"), which is why the retry lives here.
@@ -115,7 +116,9 @@ def train(
             stats.add([driver_event(phase, start, time.time() - start, step, attempt, **detail)])
 
     try:
-        for _ in range(epochs):
+        end_epoch = net.epoch + epochs
+        while net.epoch < end_epoch:
+            stage_epochs = min(master.epochs_per_stage, end_epoch - net.epoch)
             attempt = 0
             t_epoch = time.time()
             while True:
@@ -140,6 +143,7 @@ def train(
                     collect_stats=stats is not None,
                     worker_stats=bool(listeners),
                     normalizer_json=None if net.normalizer is None else net.normalizer.to_json(),
+                    epochs=stage_epochs,
                 )
                 t0 = time.time()
                 sc.setJobGroup(JOB_GROUP, f"deepspark gradient sharing, epoch {net.epoch} (attempt {attempt})")
@@ -177,9 +181,9 @@ def train(
                         updater_bc.unpersist()
             t0 = time.time()
             n_events = len(stats) if stats is not None else 0
-            tau = _absorb(net, results, stats)
+            tau = _absorb(net, results, stats, stage_epochs)
             record("process_params", t0, net.iteration)
-            if listeners:  # one report per epoch: the driver sees the parameters only at stage ends
+            if listeners:  # one report per stage: the driver sees the parameters only at stage ends
                 _report_round(
                     listeners,
                     net,
@@ -201,7 +205,7 @@ def train(
         store.close()
 
 
-def _absorb(net: Network, results: list[StageResult], stats: TrainingStats | None) -> float:
+def _absorb(net: Network, results: list[StageResult], stats: TrainingStats | None, epochs: int) -> float:
     """Take rank 0's parameters and the ranks' scores and events into the driver's network; returns tau."""
     lead = next(r for r in results if r.rank == 0)
     dtype = net.flat.params.detach().numpy().dtype
@@ -213,7 +217,7 @@ def _absorb(net: Network, results: list[StageResult], stats: TrainingStats | Non
     score = sum(r.score_sum for r in results) / max(1, sum(r.steps for r in results))
     net.iteration += steps
     net.last_score = _score_tensor(score)
-    net.epoch += 1
+    net.epoch += epochs
     if stats is not None:
         for r in results:
             if r.events:

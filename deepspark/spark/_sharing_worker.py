@@ -1,4 +1,4 @@
-"""Executor side of gradient sharing: one barrier task = one rank training one epoch in lockstep with its peers.
+"""Executor side of gradient sharing: one barrier task = one rank training its epochs in lockstep with its peers.
 
 ``run_stage`` is a plain top-level function of one frozen ``StageTask``. Every rank starts from the same
 broadcast parameters, runs the same number of steps (agreed in the group, so an unequal partition never
@@ -50,7 +50,7 @@ class StageTask:
     spec: ColumnSpec
     dtype: str
     master: GradientSharing
-    epoch: int
+    epoch: int  # the first epoch of the stage
     iteration: int
     tau: float | None  # the threshold the previous epoch ended with; None = the algorithm's first
     store_host: str
@@ -61,6 +61,7 @@ class StageTask:
     collect_stats: bool
     worker_stats: bool = False  # send this rank's readings (memory, GC, throughput) back as JSON for listeners
     normalizer_json: str | None = None  # the network's normalizer, applied once when the block is decoded
+    epochs: int = 1  # epochs this stage trains (GradientSharing.epochs_per_stage, fewer for the last stage)
 
 
 RESULT_SCHEMA = (
@@ -219,15 +220,19 @@ def run_stage(
         longest = trainer.agree_max(len(x_all))
         bs = master.batch_size_per_worker
         steps = math.ceil(longest / bs)
-        order = epoch_order(master.seed, task.epoch, index, len(x_all))
-        batches: Any = _minibatches(x_all, y_all, order, steps, bs, longest)
-        prefetcher: Any = AsyncIterator(batches, queue_size=master.worker_prefetch) if master.worker_prefetch else None
-        try:
-            for xb, yb in prefetcher if prefetcher is not None else batches:
-                trainer.step(_tensors(net, task.spec, DataSet(features=xb, labels=yb)), len(xb))
-        finally:
-            if prefetcher is not None:
-                prefetcher.close()
+        for epoch in range(task.epoch, task.epoch + task.epochs):
+            net.epoch = epoch
+            order = epoch_order(master.seed, epoch, index, len(x_all))
+            batches: Any = _minibatches(x_all, y_all, order, steps, bs, longest)
+            prefetcher: Any = (
+                AsyncIterator(batches, queue_size=master.worker_prefetch) if master.worker_prefetch else None
+            )
+            try:
+                for xb, yb in prefetcher if prefetcher is not None else batches:
+                    trainer.step(_tensors(net, task.spec, DataSet(features=xb, labels=yb)), len(xb))
+            finally:
+                if prefetcher is not None:
+                    prefetcher.close()
         trainer.finish()
     finally:
         if trainer is not None:

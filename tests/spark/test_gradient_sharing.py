@@ -181,6 +181,17 @@ def test_listeners_get_one_report_per_epoch_with_every_workers_reading(spark: Sp
     assert capture.calls[-1] == ("end",)
 
 
+def test_epochs_per_stage_trains_several_epochs_in_one_stage(spark: SparkSession) -> None:
+    x, y = _problem(200)
+    rounds: list[Any] = []
+    master = GradientSharing(num_workers=2, batch_size_per_worker=20, epochs_per_stage=2, collect_training_stats=True)
+    spark_net = SparkNetwork(spark, _conf(), master)
+    net = spark_net.fit(_frame(spark, x, y), epochs=3, on_round=rounds.append)
+    assert (net.epoch, net.iteration) == (3, 15)  # 5 steps per epoch
+    assert [r.epoch for r in rounds] == [1, 2]  # stages of 2 and 1 epochs
+    assert len(spark_net.training_stats().events(phase="rendezvous")) == 2 * 2  # two stages, two ranks each
+
+
 def test_fit_dense_and_threshold_agree_on_a_separable_problem(spark: SparkSession) -> None:
     x, y = _problem(1000, seed=5)
     df = _frame(spark, x, y).persist()

@@ -113,7 +113,7 @@ def test_adaptive_threshold_directions() -> None:
     "spec",
     [
         GradientSharing(),
-        GradientSharing(encoding="dense", staleness=1, num_workers=3, backend="gloo"),
+        GradientSharing(encoding="dense", staleness=1, num_workers=3, backend="gloo", epochs_per_stage=4),
         GradientSharing(threshold_algorithm=TargetSparsity(target=0.01), residual_post_processor=None),
         GradientSharing(threshold_algorithm=FixedThreshold(threshold=0.1), residual_post_processor=ResidualClipping()),
     ],
@@ -129,6 +129,7 @@ def test_gradient_sharing_json_round_trip(spec: GradientSharing) -> None:
         ({"staleness": 2}, "staleness"),
         ({"num_workers": 0}, "num_workers"),
         ({"collective_timeout": -1.0}, "collective_timeout"),
+        ({"epochs_per_stage": 0}, "epochs_per_stage"),
         ({"encoding": "sparse"}, "encoding"),
     ],
 )
