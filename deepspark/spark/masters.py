@@ -114,7 +114,7 @@ class GradientSharing(TrainingMaster):
             overlaps the compute of step t + 1.
         epochs_per_stage: epochs one barrier stage trains. 1 (default) gives the driver the state after every
             epoch (checkpoints, listeners, the restart point of a failed stage); more saves the per-stage
-            cost (a Spark job, the broadcast, re-reading the cached partitions: ~0.5 s here) per epoch.
+            cost (a Spark job, the broadcast, re-reading the cached partitions: ~0.2 s here) per epoch.
         worker_prefetch: minibatches sliced ahead on a thread while torch computes; 0 turns it off.
         repartition: ``always`` balances the data into ``num_workers`` partitions; ``never`` keeps the
             DataFrame's partitions (their number must equal ``num_workers``).
