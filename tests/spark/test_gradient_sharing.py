@@ -60,7 +60,7 @@ def _stage(
 
     from deepspark.config._spec import Spec
     from deepspark.spark import _rendezvous
-    from deepspark.spark._sharing_worker import Recorder, Trainer
+    from deepspark.spark._sharing_trainer import Recorder, Trainer
 
     for _ in rows:
         pass

@@ -8,7 +8,7 @@ import pytest
 
 from deepspark.config import Dense, InputType, NetworkConfig, Output
 from deepspark.nn import Network
-from deepspark.spark._sharing_worker import GradientBuckets
+from deepspark.spark._sharing_trainer import GradientBuckets
 
 
 @pytest.mark.parametrize("bucket_bytes", [1, 4096, 1 << 20, 1 << 30])
