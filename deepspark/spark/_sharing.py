@@ -99,7 +99,7 @@ def train(
     on_epoch: Callable[[int], None] | None = None,
     listeners: Sequence[Any] = (),
 ) -> None:
-    """Run ``epochs`` epochs, one barrier stage each, updating ``net`` in place."""
+    """Run ``epochs`` epochs, one barrier stage per ``master.epochs_per_stage`` of them, updating ``net`` in place."""
     sc = spark.sparkContext
     check_master(master)
     frame = data.rdd  # the cached block DataFrame (see _averaging.prepare)
