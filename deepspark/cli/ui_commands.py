@@ -78,8 +78,7 @@ def start_ui_process(storage: str | Path, port: int = 0, token: str | None = Non
     log_path = Path(f"{storage}.ui.log")  # the server outlives callers such as the demo: its log goes to a file
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
+    line = proc.stdout.readline() if proc.stdout is not None else ""
     if not line.startswith("deepspark ui: "):
         proc.kill()
         raise DeepSparkError(f"the UI server did not start (exit code {proc.wait()}); see {log_path}")

@@ -104,7 +104,8 @@ def _summary(df: DataFrame, vec: Column, features: str) -> tuple[int, dict[str, 
         if "null" in text.lower():
             raise DataError(f"features {features} contain null values; drop or impute them first") from None
         raise DataError(f"fitting a normalizer on features {features} failed in Spark: {text[:300]}") from e
-    assert row is not None  # an aggregate without grouping always returns one row
+    if row is None:  # an aggregate without grouping always returns one row; Spark broke that promise
+        raise DataError(f"fitting a normalizer on features {features}: Spark returned no aggregate row")
     rows, present = int(row["rows"]), int(row["present"])
     if rows == 0:
         raise DataError(f"cannot fit a normalizer on features {features}: the DataFrame has no rows")

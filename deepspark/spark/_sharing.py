@@ -209,7 +209,8 @@ def _absorb(net: Network, results: list[StageResult], stats: TrainingStats | Non
     """Take rank 0's parameters and the ranks' scores and events into the driver's network; returns tau."""
     lead = next(r for r in results if r.rank == 0)
     dtype = net.flat.params.detach().numpy().dtype
-    assert lead.params is not None
+    if lead.params is None:
+        raise DistributedTrainingError("rank 0 returned no parameters at the end of the stage; this is a bug")
     net.set_params(np.frombuffer(lead.params, dtype=dtype))
     if lead.updater:
         net.set_updater_state(np.frombuffer(lead.updater, dtype=dtype))
