@@ -74,7 +74,7 @@ def translate(e: BaseException, what: str) -> DeepSparkError:
 
 
 @contextmanager
-def spark_failures(what: str) -> Iterator[None]:
+def spark_failures(what: str = "the Spark job") -> Iterator[None]:
     """Run a Spark action; a failed job is re-raised as ``translate(e, what)`` (the worker's own error has
     the whole message, so its Java and Python traces are not chained; other failures keep them as cause).
 

@@ -220,7 +220,17 @@ class SparkNetwork:
         output_col: str = "prediction",
         probabilities_col: str | None = None,
     ) -> DataFrame:
-        """Every input row and column, plus the prediction (class index for classifiers, as Spark ML)."""
+        """Every input row and column, plus the prediction (class index for classifiers, as Spark ML).
+
+        Lazy, like any DataFrame transformation: bad rows (nulls, NaN, the wrong width) fail at the action.
+        Run the action inside ``deepspark.spark.typed_errors()`` to get the worker's ``DataError`` (naming the
+        column, partition and row) instead of Spark's ``PythonException``.
+
+        Example:
+            >>> from deepspark.spark import typed_errors
+            >>> with typed_errors("scoring"):                                    # doctest: +SKIP
+            ...     spark_net.predict(df).write.parquet("predictions")
+        """
         from deepspark.spark import _inference
 
         return _inference.predict(df, self.network, features_col, output_col, probabilities_col)

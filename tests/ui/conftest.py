@@ -70,6 +70,6 @@ def spark_run_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     storage = SQLiteStatsStorage(path)
     listener = StatsListener(storage, report_every=4, session_id="spark-run")
-    SparkNetwork(spark, conf, master, listeners=[listener]).fit(df, epochs=2)
+    SparkNetwork(spark, conf, master, listeners=[listener]).fit(df, epochs=3)  # one report per epoch
     storage.close()
     return path
