@@ -132,7 +132,8 @@ class Search:
             )
         return optuna.pruners.NopPruner()
 
-    def _max_trials(self) -> int | None:
+    def planned_trials(self) -> int | None:
+        """Trials this search runs in all (``max_trials``, or the grid's size); None when only ``max_time`` bounds it."""
         s = self.settings
         if self._grid is None:
             return s.max_trials
@@ -217,7 +218,7 @@ class Search:
             self.space, s.metric, where,
         )
         _study.recover_interrupted(study)
-        max_trials = self._max_trials()
+        max_trials = self.planned_trials()
         remaining = None if max_trials is None else max(0, max_trials - _study.finished_count(study))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._stop_reason = "max_trials" if remaining == 0 else ""
@@ -328,7 +329,7 @@ class Search:
         number = trial.number
         run = self._running[number]
         self.events.trial_start(number, dict(trial.params))
-        epochs, scores, losses, workers, loads = 0, [], [], [], []
+        epochs, scores, losses, workers, loads, chunks = 0, [], [], [], [], []
         error, state_name, final = "", "complete", None
         state = b""
         config_json = ""
@@ -338,7 +339,9 @@ class Search:
             error, state_name = str(e), "failed"
         for end in ([] if error else self.settings.chunk_ends()):
             try:
+                sent = time.time()
                 result = runner.run(number, config_json, epochs, end, state, run.tag)
+                chunks.append([round(time.time() - sent, 4), round(result.end - result.start, 4)])
             except Exception as e:
                 if run.cancel_reason or _cancelled(e):
                     state_name, error = self._cancelled_outcome(run, e)
@@ -382,6 +385,7 @@ class Search:
         trial.set_user_attr("train_loss", [round(v, 6) if math.isfinite(v) else None for v in losses])
         trial.set_user_attr("workers", workers)
         trial.set_user_attr("data_loads", loads)
+        trial.set_user_attr("chunk_seconds", chunks)  # [driver wall, task wall] per chunk: the per-job overhead
         if error:
             trial.set_user_attr("error", error)
         if state_name == "interrupted":

@@ -391,11 +391,12 @@ class Space:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: object, path: str = "space") -> Space:
+    def from_dict(cls, data: object, path: str = "space", *, allow_empty: bool = False) -> Space:
         """Read ``to_dict`` output; unknown domain types and fields raise ``ConfigError`` with a hint."""
         if not isinstance(data, dict):
             raise ConfigError(f"expected a JSON object of parameter names to domains, got {type(data).__name__}", path)
-        return cls.of({name: _domain_from_dict(value, f"{path}.{name}") for name, value in data.items()}, path)
+        domains = {name: _domain_from_dict(value, f"{path}.{name}") for name, value in data.items()}
+        return cls.of(domains, path, allow_empty=allow_empty)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Space:
@@ -412,9 +413,17 @@ def _domain_from_dict(data: object, path: str) -> Domain:
         extra = sorted(set(data) - {"type", "options"})
         if extra:
             raise ConfigError(f"unknown field(s) {extra} for Choice", path)
-        branches = {name: Space.from_dict(sub, f"{path}.options.{name}") for name, sub in data["options"].items()}
+        branches = {name: Space.from_dict(sub, f"{path}.options.{name}", allow_empty=True) for name, sub in data["options"].items()}
         try:
             return Choice(branches)
+        except ConfigError as e:
+            raise e.with_prefix(path) from None
+    if isinstance(data, dict) and data.get("type") == "fixed":  # the value is plain JSON, never a nested spec
+        extra = sorted(set(data) - {"type", "value"})
+        if extra or "value" not in data:
+            raise ConfigError(f"a fixed domain is {{'type': 'fixed', 'value': ...}}, got keys {sorted(data)}", path)
+        try:
+            return Fixed(data["value"])
         except ConfigError as e:
             raise e.with_prefix(path) from None
     if isinstance(data, dict) and "type" not in data:
