@@ -57,7 +57,8 @@ class TrialProgress:
         best = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "best -"
         states = " ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
         self.stream.write(
-            f"\r[{bar}] {done}/{self.total or '?'} trials | {best} | {states} | {time.perf_counter() - self.start:.0f} s"
+            f"\r[{bar}] {done}/{self.total or '?'} trials | {best} | {states} | "
+            f"{time.perf_counter() - self.start:.0f} s"
         )
         self.stream.flush()
 
@@ -110,14 +111,18 @@ def _tune(args: argparse.Namespace) -> int:
         if args.validation:
             validation = _read(spark, args.validation)
         else:
-            train, validation = train.randomSplit([1 - args.validation_fraction, args.validation_fraction], seed=settings.seed)
+            train, validation = train.randomSplit(
+                [1 - args.validation_fraction, args.validation_fraction], seed=settings.seed
+            )
         stats = None
         if args.stats:
             from deepspark.stats import SQLiteStatsStorage
 
             stats = SQLiteStatsStorage(args.stats)
         options = {k: v for k, v in settings.to_dict().items() if k != "type"}
-        search = Search(spark, build, space, storage=args.storage, output_dir=args.output, stats_storage=stats, **options)
+        search = Search(
+            spark, build, space, storage=args.storage, output_dir=args.output, stats_storage=stats, **options
+        )
         features: Any = args.features_col.split(",") if "," in args.features_col else args.features_col
         progress = TrialProgress(search.planned_trials(), settings.mode or "max")
         try:
@@ -127,11 +132,15 @@ def _tune(args: argparse.Namespace) -> int:
             if stats is not None:
                 stats.close()
         frame = result.trials_frame()
-        print(f"trials: {frame['state'].value_counts().to_dict()}; epochs run: {result.epochs_run()}; "
-              f"stopped by: {result.stop_reason}")
+        print(
+            f"trials: {frame['state'].value_counts().to_dict()}; epochs run: {result.epochs_run()}; "
+            f"stopped by: {result.stop_reason}"
+        )
         number = result.best_trial_number()
         if number is None:
-            raise DeepSparkError("no trial completed; the errors: " + "; ".join(frame["error"].astype(str).unique()[:3]))
+            raise DeepSparkError(
+                "no trial completed; the errors: " + "; ".join(frame["error"].astype(str).unique()[:3])
+            )
         print(f"best trial {number}: {settings.metric} {result.best_score:.4f}")
         print(f"best params: {json.dumps(result.best_params)}")
         print(f"model archive: {result.archive(number)}")

@@ -18,8 +18,15 @@ STATES = ("complete", "pruned", "failed", "interrupted")
 MAX_TRIAL = 2**31 - 1
 MAX_TEXT = 4096
 
-_INTS = {"trial": (0, MAX_TRIAL), "epoch": (1, 1_000_000), "epochs": (0, 1_000_000), "max_trials": (1, MAX_TRIAL),
-         "max_epochs": (1, 1_000_000), "parallelism": (1, 100_000), "best_trial": (0, MAX_TRIAL)}
+_INTS = {
+    "trial": (0, MAX_TRIAL),
+    "epoch": (1, 1_000_000),
+    "epochs": (0, 1_000_000),
+    "max_trials": (1, MAX_TRIAL),
+    "max_epochs": (1, 1_000_000),
+    "parallelism": (1, 100_000),
+    "best_trial": (0, MAX_TRIAL),
+}
 _NUMBERS = ("score", "train_loss", "start", "end", "time", "best_score", "seconds", "target_score", "max_time")
 _TEXTS = ("error", "worker", "metric", "mode", "sampler", "pruner", "study_name", "state", "event", "reason")
 _REQUIRED = {
@@ -66,4 +73,6 @@ def validate_search_payload(payload: dict[str, Any], where: str) -> None:
             raise RecordError("expected an object of parameter names to values", f"{where}.params")
         for name, value in params.items():
             if not isinstance(value, (str, int, float, bool, type(None))):
-                raise RecordError(f"expected a scalar parameter value, got {type(value).__name__}", f"{where}.params.{name}")
+                raise RecordError(
+                    f"expected a scalar parameter value, got {type(value).__name__}", f"{where}.params.{name}"
+                )

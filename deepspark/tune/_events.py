@@ -12,6 +12,8 @@ import re
 import time
 from typing import Any
 
+from deepspark.stats.records import Kind
+
 log = logging.getLogger("deepspark")
 
 
@@ -30,14 +32,20 @@ class SearchEvents:
         self.storage = storage
         self.session_id = "search-" + re.sub(r"[^A-Za-z0-9_.:@/+=-]", "_", study_name)[:100]
 
-    def _put(self, payload: dict[str, Any], kind: str = "update", iteration: int = 0) -> None:
+    def _put(self, payload: dict[str, Any], kind: Kind = "update", iteration: int = 0) -> None:
         if self.storage is None:
             return
         from deepspark.stats.records import StatsRecord
 
         try:
             record = StatsRecord(
-                self.session_id, "search", "driver", time.time(), iteration, kind, payload  # type: ignore[arg-type]
+                self.session_id,
+                "search",
+                "driver",
+                time.time(),
+                iteration,
+                kind,
+                payload,
             )
             self.storage.put([record])
         except Exception as e:  # stats are a view on the search, never a reason to stop it
@@ -51,16 +59,34 @@ class SearchEvents:
         self._put({"event": "trial_start", "trial": trial, "params": flat, "time": time.time()}, iteration=trial)
 
     def epoch(self, trial: int, epoch: int, score: float, loss: float, worker: str) -> None:
-        payload = {"event": "epoch", "trial": trial, "epoch": epoch, "score": _finite(score),
-                   "train_loss": _finite(loss), "worker": worker, "time": time.time()}
+        payload = {
+            "event": "epoch",
+            "trial": trial,
+            "epoch": epoch,
+            "score": _finite(score),
+            "train_loss": _finite(loss),
+            "worker": worker,
+            "time": time.time(),
+        }
         self._put(payload, iteration=trial)
 
     def trial_end(
         self, trial: int, state: str, score: float | None, epochs: int, start: float, error: str, worker: str
     ) -> None:
-        payload = {"event": "trial_end", "trial": trial, "state": state, "score": _finite(score), "epochs": epochs,
-                   "start": start, "end": time.time(), "error": error[:4000], "worker": worker}
+        payload = {
+            "event": "trial_end",
+            "trial": trial,
+            "state": state,
+            "score": _finite(score),
+            "epochs": epochs,
+            "start": start,
+            "end": time.time(),
+            "error": error[:4000],
+            "worker": worker,
+        }
         self._put(payload, iteration=trial)
 
     def search_end(self, best_trial: int | None, best_score: float | None, reason: str) -> None:
-        self._put({"event": "search_end", "best_trial": best_trial, "best_score": _finite(best_score), "reason": reason})
+        self._put(
+            {"event": "search_end", "best_trial": best_trial, "best_score": _finite(best_score), "reason": reason}
+        )

@@ -120,9 +120,7 @@ class DistributedRunner:
                 ev = spark_net.evaluate(self.validation_df, self.features_col, self.label_col)
                 scores.append(from_evaluation(self.metric, ev))
             else:
-                ev = spark_net.evaluate(
-                    self.validation_df, self.features_col, self.label_col, [RegressionEvaluation()]
-                )
+                ev = spark_net.evaluate(self.validation_df, self.features_col, self.label_col, [RegressionEvaluation()])
                 scores.append(from_evaluation(self.metric, ev))
         net = spark_net.network
         return scores, losses, encode_state(net.params(), net.updater_state(), net.epoch, net.iteration)

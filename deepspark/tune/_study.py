@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from deepspark.errors import ConfigError, StorageError
 from deepspark.tune.space import Space
@@ -49,7 +49,14 @@ def make_storage(storage: str | Path | None) -> Any:
 
 
 def open_study(
-    storage: Any, name: str, direction: str, sampler: Any, pruner: Any, space: Space, metric: str, where: str
+    storage: Any,
+    name: str,
+    direction: Literal["minimize", "maximize"],
+    sampler: Any,
+    pruner: Any,
+    space: Space,
+    metric: str,
+    where: str,
 ) -> optuna.Study:
     """Create the study, or load it from the journal after checking it searches the same space and metric."""
     import optuna
@@ -110,7 +117,9 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
         requeue(study, frozen.params)
         recovered.append(frozen.number)
     if recovered:
-        log.warning("search: %d trial(s) interrupted by a previous driver were queued again: %s", len(recovered), recovered)
+        log.warning(
+            "search: %d trial(s) interrupted by a previous driver were queued again: %s", len(recovered), recovered
+        )
     return recovered
 
 

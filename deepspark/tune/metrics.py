@@ -42,7 +42,9 @@ def check_metric(metric: object, mode: object, label_kind: str | None = None) ->
     if mode not in ("min", "max"):
         raise ConfigError(f"expected 'min' or 'max', got {mode!r}", "mode")
     if mode != info.mode:
-        raise ConfigError(f"{metric!r} is better when {'higher' if info.mode == 'max' else 'lower'}: use mode={info.mode!r}", "mode")
+        raise ConfigError(
+            f"{metric!r} is better when {'higher' if info.mode == 'max' else 'lower'}: use mode={info.mode!r}", "mode"
+        )
     if label_kind is None or info.task == "any":
         return
     task = "regression" if label_kind == "scalar_float" else "classification" if label_kind == "index" else None
@@ -58,8 +60,12 @@ def check_metric(metric: object, mode: object, label_kind: str | None = None) ->
 def from_evaluation(metric: str, evaluation: Any) -> float:
     """Read a classification (``Evaluation``) or regression (``RegressionEvaluation``) metric off an evaluation."""
     if METRICS[metric].task == "classification":
-        readers = {"accuracy": evaluation.accuracy, "f1": evaluation.f1, "precision": evaluation.precision,
-                   "recall": evaluation.recall}
+        readers = {
+            "accuracy": evaluation.accuracy,
+            "f1": evaluation.f1,
+            "precision": evaluation.precision,
+            "recall": evaluation.recall,
+        }
         return float(readers[metric]())
     per_column = {
         "mse": evaluation.mean_squared_error,

@@ -104,16 +104,18 @@ class SearchResult:
         for t in self.trials():
             state = "interrupted" if "interrupted" in t.user_attrs else _STATES.get(t.state.name, t.state.name.lower())
             start, end = t.datetime_start, t.datetime_complete
-            rows.append({
-                "number": t.number,
-                "state": state,
-                "score": t.value,
-                "epochs": int(t.user_attrs.get("epochs_run", 0)),
-                "seconds": (end - start).total_seconds() if start and end else None,
-                "start": start,
-                "end": end,
-                "error": t.user_attrs.get("error", t.user_attrs.get("interrupted", "")),
-                "workers": ",".join(t.user_attrs.get("workers", [])),
-                **{f"params_{k}": v for k, v in t.params.items()},
-            })
+            rows.append(
+                {
+                    "number": t.number,
+                    "state": state,
+                    "score": t.value,
+                    "epochs": int(t.user_attrs.get("epochs_run", 0)),
+                    "seconds": (end - start).total_seconds() if start and end else None,
+                    "start": start,
+                    "end": end,
+                    "error": t.user_attrs.get("error", t.user_attrs.get("interrupted", "")),
+                    "workers": ",".join(t.user_attrs.get("workers", [])),
+                    **{f"params_{k}": v for k, v in t.params.items()},
+                }
+            )
         return pd.DataFrame(rows)

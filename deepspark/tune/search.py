@@ -89,14 +89,18 @@ class Search:
         if unknown:
             from deepspark.config._spec import suggest
 
-            raise ConfigError(f"unknown option(s) {unknown}; {suggest(unknown[0], SearchSettings.__dataclass_fields__)}", unknown[0])
+            raise ConfigError(
+                f"unknown option(s) {unknown}; {suggest(unknown[0], SearchSettings.__dataclass_fields__)}", unknown[0]
+            )
         self.settings = SearchSettings(**settings)
         self.space = Space.of(space)
         self.spark = spark
         self.build = build
         self.storage = storage
         if output_dir is None:
-            output_dir = Path(f"{storage}.models") if storage is not None else Path(tempfile.mkdtemp(prefix="deepspark-search-"))
+            output_dir = (
+                Path(f"{storage}.models") if storage is not None else Path(tempfile.mkdtemp(prefix="deepspark-search-"))
+            )
         self.output_dir = Path(output_dir)
         self.trial_master = trial_master
         self.events = SearchEvents(stats_storage, self.settings.study_name)
@@ -119,7 +123,9 @@ class Search:
         if s.sampler == "random":
             return optuna.samplers.RandomSampler(seed=s.seed)
         if s.sampler == "grid":
-            return _AskTellGridSampler(self._grid or {}, seed=s.seed)
+            from deepspark.tune._grid import AskTellGridSampler
+
+            return AskTellGridSampler(self._grid or {}, seed=s.seed)
         return optuna.samplers.TPESampler(seed=s.seed, constant_liar=True)
 
     def _pruner(self) -> optuna.pruners.BasePruner:
@@ -133,13 +139,15 @@ class Search:
         return optuna.pruners.NopPruner()
 
     def planned_trials(self) -> int | None:
-        """Trials this search runs in all (``max_trials``, or the grid's size); None when only ``max_time`` bounds it."""
+        """Trials this search runs in all (``max_trials``, or the grid's size); None when ``max_time`` bounds it."""
         s = self.settings
         if self._grid is None:
             return s.max_trials
         size = Space.grid_size(self._grid)
         if s.max_trials is not None and s.max_trials > size:
-            warnings.warn(f"max_trials={s.max_trials} is above the grid's {size} points; running the grid once", stacklevel=3)
+            warnings.warn(
+                f"max_trials={s.max_trials} is above the grid's {size} points; running the grid once", stacklevel=3
+            )
         return size if s.max_trials is None else min(s.max_trials, size)
 
     def _parallelism(self, remaining: int | None) -> int:
@@ -158,7 +166,9 @@ class Search:
             n = slots
         if remaining is not None and n > remaining:
             if wanted is not None:
-                warnings.warn(f"parallelism={n} is above the {remaining} trial(s) left to run; using {remaining}", stacklevel=3)
+                warnings.warn(
+                    f"parallelism={n} is above the {remaining} trial(s) left to run; using {remaining}", stacklevel=3
+                )
             n = remaining
         return max(1, n)
 
@@ -214,8 +224,14 @@ class Search:
         s = self.settings
         where = str(self.storage) if self.storage is not None else "memory"
         study = _study.open_study(
-            _study.make_storage(self.storage), s.study_name, s.direction, self._sampler(), self._pruner(),
-            self.space, s.metric, where,
+            _study.make_storage(self.storage),
+            s.study_name,
+            s.direction,
+            self._sampler(),
+            self._pruner(),
+            self.space,
+            s.metric,
+            where,
         )
         _study.recover_interrupted(study)
         max_trials = self.planned_trials()
@@ -224,11 +240,18 @@ class Search:
         self._stop_reason = "max_trials" if remaining == 0 else ""
         if self._target_reached(study):
             self._stop_reason = "target_score"
-        runner, data_bc = (None, None) if self._stop_reason else self._runner(train_df, validation_df, features_col, label_col)
+        runner, data_bc = (
+            (None, None) if self._stop_reason else self._runner(train_df, validation_df, features_col, label_col)
+        )
         parallelism = self._parallelism(remaining)
-        settings = {k: v for k, v in s.to_dict().items() if k in ("metric", "mode", "sampler", "pruner", "max_epochs",
-                                                                   "study_name", "target_score", "max_time")}
-        self.events.search_start({**settings, "max_trials": max_trials, "parallelism": parallelism}, self.space.to_dict())
+        settings = {
+            k: v
+            for k, v in s.to_dict().items()
+            if k in ("metric", "mode", "sampler", "pruner", "max_epochs", "study_name", "target_score", "max_time")
+        }
+        self.events.search_start(
+            {**settings, "max_trials": max_trials, "parallelism": parallelism}, self.space.to_dict()
+        )
         started = time.time()
         self._budget = remaining
         if runner is not None:
@@ -241,7 +264,11 @@ class Search:
         return result
 
     def _run_threads(
-        self, study: optuna.Study, runner: ChunkRunner, parallelism: int, started: float,
+        self,
+        study: optuna.Study,
+        runner: ChunkRunner,
+        parallelism: int,
+        started: float,
         on_trial: Callable[[TrialSummary], None] | None,
     ) -> None:
         from pyspark import InheritableThread
@@ -296,7 +323,9 @@ class Search:
             return False
         from optuna.trial import TrialState
 
-        values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+        values = [
+            t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None
+        ]
         better = max if self.settings.mode == "max" else min
         return bool(values) and (better(values) >= target if self.settings.mode == "max" else better(values) <= target)
 
@@ -311,18 +340,24 @@ class Search:
                 self._budget -= 1
             trial = study.ask()
             params = self.space.suggest(trial)
-            self._running[trial.number] = _Running(tag=f"deepspark-search-{uuid.uuid4().hex[:12]}-trial-{trial.number}", start=time.time())
+            self._running[trial.number] = _Running(
+                tag=f"deepspark-search-{uuid.uuid4().hex[:12]}-trial-{trial.number}", start=time.time()
+            )
         return trial, params
 
     def _grid_exhausted(self, study: optuna.Study) -> bool:
+        import optuna
         from optuna.trial import TrialState
 
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        return not waiting and bool(study.sampler.is_exhausted(study))  # type: ignore[attr-defined]
+        sampler = study.sampler
+        return not waiting and isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
 
     # ------------------------------------------------------------------ one trial
 
-    def _run_trial(self, study: optuna.Study, runner: ChunkRunner, trial: optuna.trial.Trial, params: Params) -> TrialSummary:
+    def _run_trial(
+        self, study: optuna.Study, runner: ChunkRunner, trial: optuna.trial.Trial, params: Params
+    ) -> TrialSummary:
         import optuna
         from optuna.trial import TrialState
 
@@ -337,7 +372,7 @@ class Search:
             config_json = self._config_json(params)
         except _TrialFailed as e:
             error, state_name = str(e), "failed"
-        for end in ([] if error else self.settings.chunk_ends()):
+        for end in [] if error else self.settings.chunk_ends():
             try:
                 sent = time.time()
                 result = runner.run(number, config_json, epochs, end, state, run.tag)
@@ -356,7 +391,11 @@ class Search:
                 break
             for i, (score, loss) in enumerate(zip(result.scores, result.losses, strict=True)):
                 if not math.isfinite(score):
-                    state_name, error = "failed", f"the metric was {score} after epoch {epochs + i + 1}: the training diverged (lower the learning rate?)"
+                    state_name, error = (
+                        "failed",
+                        f"the metric was {score} after epoch {epochs + i + 1}: the training diverged "
+                        "(lower the learning rate?)",
+                    )
                     break
                 with self._lock:
                     trial.report(score, epochs + i + 1)
@@ -402,12 +441,22 @@ class Search:
         self.events.trial_end(number, state_name, final, epochs, run.start, error, ",".join(sorted(set(workers))))
         if state_name == "complete" and self._target_reached(study):
             self._stop("target_score")
-        return TrialSummary(number=number, state=state_name, score=final, epochs=epochs, params=params, error=error,
-                            seconds=time.time() - run.start)
+        return TrialSummary(
+            number=number,
+            state=state_name,
+            score=final,
+            epochs=epochs,
+            params=params,
+            error=error,
+            seconds=time.time() - run.start,
+        )
 
     def _cancelled_outcome(self, run: _Running, exc: BaseException | None) -> tuple[str, str]:
         if run.cancel_reason == "trial_timeout":
-            return "failed", f"timed out after {self.settings.trial_timeout} s (trial_timeout); its Spark job was cancelled"
+            return (
+                "failed",
+                f"timed out after {self.settings.trial_timeout} s (trial_timeout); its Spark job was cancelled",
+            )
         reason = run.cancel_reason or self._stop_reason or "cancelled"
         return "interrupted", f"stopped by the search ({reason}); it is queued again for a resumed search"
 
@@ -434,23 +483,6 @@ class Search:
 
 class _TrialFailed(Exception):
     """A trial failed on the driver (``build``); its text is the recorded error."""
-
-
-def _grid_sampler_class() -> type:
-    import optuna
-
-    class AskTellGridSampler(optuna.samplers.GridSampler):
-        """Optuna's grid sampler for ask-and-tell: the driver checks ``is_exhausted`` itself, so ``after_trial``
-        does not call ``study.stop()`` (which only works inside ``study.optimize``)."""
-
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            return None
-
-    return AskTellGridSampler
-
-
-def _AskTellGridSampler(grid: dict[str, list[Any]], seed: int) -> Any:  # noqa: N802
-    return _grid_sampler_class()(grid, seed=seed)
 
 
 __all__ = ["Search"]

@@ -24,7 +24,8 @@ class SearchSettings(Spec):
         sampler: Optuna's ``TPESampler``, ``RandomSampler`` or ``GridSampler`` (finite, flat spaces).
         pruner: ``asha`` (Optuna's ``SuccessiveHalvingPruner``, rungs at ``asha_min_epochs * asha_reduction_factor**k``
             epochs) or ``none``.
-        max_trials: trials to finish (complete, pruned or failed); None = the grid's size, or unbounded with ``max_time``.
+        max_trials: trials to finish (complete, pruned or failed); None = the grid's size (or unbounded with
+            ``max_time``).
         max_epochs: epochs a trial trains when it is never pruned.
         max_time: seconds this ``fit`` may run; running trials are then stopped and queued again for a resume.
         target_score: stop once a trial finishes at least this good.
@@ -59,7 +60,11 @@ class SearchSettings(Spec):
         object.__setattr__(self, "mode", mode)
         check_positive(self, "max_trials", "max_epochs", "max_time", "trial_timeout", "parallelism", "batch_size")
         check_positive(self, "asha_min_epochs")
-        check(self.asha_reduction_factor >= 2, "asha_reduction_factor", f"expected an int >= 2, got {self.asha_reduction_factor}")
+        check(
+            self.asha_reduction_factor >= 2,
+            "asha_reduction_factor",
+            f"expected an int >= 2, got {self.asha_reduction_factor}",
+        )
         check(bool(self.study_name.strip()), "study_name", "expected a non-empty name")
         check(
             self.max_trials is not None or self.max_time is not None or self.sampler == "grid",
@@ -68,7 +73,7 @@ class SearchSettings(Spec):
         )
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         """Optuna's study direction."""
         return "maximize" if self.mode == "max" else "minimize"
 

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from dataclasses import KW_ONLY, dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from deepspark.config._spec import Spec, check, register
 from deepspark.errors import ConfigError
@@ -120,7 +120,7 @@ class Uniform(Domain):
     def grid_values(self, path: str) -> list[Any]:
         if self.step is None:
             raise ConfigError("a continuous uniform domain has no grid; give it a step, or use Choice([...])", path)
-        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
         _check_grid_size(count, path)
         return [round(self.low + k * self.step, 12) for k in range(count)]
 
@@ -178,7 +178,8 @@ class Fixed(Domain):
         try:
             normal = json.loads(json.dumps(self.value, allow_nan=False))
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"expected a JSON value (number, string, bool, null, list, dict), got: {e}", "value")
+            message = f"expected a JSON value (number, string, bool, null, list, dict), got: {e}"
+            raise ConfigError(message, "value") from None
         object.__setattr__(self, "value", normal)
 
     def suggest(self, trial: Trial, name: str) -> Any:
@@ -222,7 +223,9 @@ class Choice(Domain):
             object.__setattr__(self, "branches", tuple(spaces))
             return
         if not isinstance(options, (list, tuple)):
-            raise ConfigError(f"expected a list of options or a dict of sub-spaces, got {type(options).__name__}", "options")
+            raise ConfigError(
+                f"expected a list of options or a dict of sub-spaces, got {type(options).__name__}", "options"
+            )
         check(len(options) > 0, "options", "expected at least one option, got an empty list")
         for i, value in enumerate(options):
             if not isinstance(value, _SCALARS) or (isinstance(value, float) and not math.isfinite(value)):
@@ -285,9 +288,6 @@ def _check_name(name: object, path: str) -> None:
 def _check_grid_size(count: int, path: str) -> None:
     if count > MAX_GRID_POINTS:
         raise ConfigError(f"{count} grid values, over the limit of {MAX_GRID_POINTS}; use a larger step", path)
-
-
-DomainLike = Union[Domain, str, int, float, bool, None, list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,7 +413,10 @@ def _domain_from_dict(data: object, path: str) -> Domain:
         extra = sorted(set(data) - {"type", "options"})
         if extra:
             raise ConfigError(f"unknown field(s) {extra} for Choice", path)
-        branches = {name: Space.from_dict(sub, f"{path}.options.{name}", allow_empty=True) for name, sub in data["options"].items()}
+        branches = {
+            name: Space.from_dict(sub, f"{path}.options.{name}", allow_empty=True)
+            for name, sub in data["options"].items()
+        }
         try:
             return Choice(branches)
         except ConfigError as e:

@@ -36,8 +36,12 @@ def frames(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
 
 def build(p: dict[str, Any]) -> NetworkConfig:
     hidden = tuple(Dense(n_out=p["units"], activation="relu") for _ in range(p.get("layers", 1)))
-    return NetworkConfig(seed=3, updater=Adam(learning_rate=p.get("lr", 0.01)), input_type=InputType.feed_forward(N_FEATURES),
-                         layers=(*hidden, Output(n_out=3)))
+    return NetworkConfig(
+        seed=3,
+        updater=Adam(learning_rate=p.get("lr", 0.01)),
+        input_type=InputType.feed_forward(N_FEATURES),
+        layers=(*hidden, Output(n_out=3)),
+    )
 
 
 SPACE = {"lr": LogUniform(1e-3, 1e-1), "units": Choice([4, 8]), "layers": IntRange(1, 2)}
@@ -48,8 +52,20 @@ def asha_run(spark: SparkSession, frames: tuple[DataFrame, DataFrame], tmp_path_
     """One ASHA search shared by several tests (8 trials, 6 epochs each at most, 2 at once)."""
     stats = InMemoryStatsStorage()
     out = tmp_path_factory.mktemp("asha")
-    search = Search(spark, build, SPACE, metric="accuracy", sampler="random", pruner="asha", max_trials=8,
-                    max_epochs=6, batch_size=32, storage=out / "s.journal", stats_storage=stats, seed=1)
+    search = Search(
+        spark,
+        build,
+        SPACE,
+        metric="accuracy",
+        sampler="random",
+        pruner="asha",
+        max_trials=8,
+        max_epochs=6,
+        batch_size=32,
+        storage=out / "s.journal",
+        stats_storage=stats,
+        seed=1,
+    )
     seen: list[Any] = []
     result = search.fit(*frames, on_trial=seen.append)
     return result, stats, seen
@@ -102,14 +118,18 @@ def test_grid_sampler_covers_the_grid_once(spark: SparkSession, frames: tuple[Da
 
 def test_tpe_is_reproducible_with_a_seed(spark: SparkSession, frames: tuple[DataFrame, DataFrame], seed: int) -> None:
     def run() -> list[dict[str, Any]]:
-        search = Search(spark, build, SPACE, sampler="tpe", pruner="none", max_trials=3, max_epochs=1, parallelism=1, seed=seed)
+        search = Search(
+            spark, build, SPACE, sampler="tpe", pruner="none", max_trials=3, max_epochs=1, parallelism=1, seed=seed
+        )
         return [t.params for t in search.fit(*frames).trials()]
 
     first = run()
     assert run() == first and len({str(p) for p in first}) == 3
 
 
-def test_failing_trials_are_recorded_and_the_search_goes_on(spark: SparkSession, frames: tuple[DataFrame, DataFrame]) -> None:
+def test_failing_trials_are_recorded_and_the_search_goes_on(
+    spark: SparkSession, frames: tuple[DataFrame, DataFrame]
+) -> None:
     def flaky(p: dict[str, Any]) -> Any:
         if p["kind"] == "raises":
             raise RuntimeError("no such architecture")
@@ -122,7 +142,9 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(spark: SparkSession,
     space = {"kind": Choice(["raises", "not_config", "bad_labels", "fine"])}
     with pytest.warns(UserWarning, match="parallelism=8 is above the 2 free task slot"):
         result = Search(spark, flaky, space, sampler="grid", pruner="none", max_epochs=1, parallelism=8).fit(*frames)
-    frame = result.trials_frame().set_index(result.trials_frame()["number"].map(lambda n: result.trials()[n].params["kind"]))
+    frame = result.trials_frame().set_index(
+        result.trials_frame()["number"].map(lambda n: result.trials()[n].params["kind"])
+    )
     assert frame.loc["fine", "state"] == "complete"
     assert "build raised RuntimeError: no such architecture" in frame.loc["raises", "error"]
     assert "build returned dict, expected a NetworkConfig" in frame.loc["not_config", "error"]
@@ -130,7 +152,9 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(spark: SparkSession,
     assert result.best_params == {"kind": "fine"}
 
 
-def test_bad_search_input_raises_typed_errors(spark: SparkSession, frames: tuple[DataFrame, DataFrame], tmp_path: Path) -> None:
+def test_bad_search_input_raises_typed_errors(
+    spark: SparkSession, frames: tuple[DataFrame, DataFrame], tmp_path: Path
+) -> None:
     with pytest.raises(ConfigError, match="'mse' is a regression metric but the label column holds classification"):
         Search(spark, build, SPACE, metric="mse", max_trials=1, max_epochs=1).fit(*frames)
     with pytest.raises(ConfigError, match="build: expected a function"):
@@ -139,5 +163,5 @@ def test_bad_search_input_raises_typed_errors(spark: SparkSession, frames: tuple
         Search(spark, build, SPACE, max_trails=1)
     journal = tmp_path / "s.journal"
     Search(spark, build, SPACE, max_trials=1, max_epochs=1, pruner="none", storage=journal).fit(*frames)
-    with pytest.raises(ConfigError, match="storage: .* over a different search space"):
+    with pytest.raises(ConfigError, match=r"storage: .* over a different search space"):
         Search(spark, build, {"units": Choice([4, 8])}, max_trials=2, max_epochs=1, storage=journal).fit(*frames)

@@ -40,7 +40,9 @@ def test_bad_settings_raise_config_error(kwargs: dict, message: str) -> None:
 
 
 def test_a_classification_metric_on_regression_labels_is_refused() -> None:
-    with pytest.raises(ConfigError, match="'accuracy' is a classification metric but the label column holds regression"):
+    with pytest.raises(
+        ConfigError, match="'accuracy' is a classification metric but the label column holds regression"
+    ):
         check_metric("accuracy", "max", "scalar_float")
     with pytest.raises(ConfigError, match="'mse' is a regression metric"):
         check_metric("mse", "min", "index")
@@ -49,8 +51,12 @@ def test_a_classification_metric_on_regression_labels_is_refused() -> None:
 
 def test_data_buffer_round_trip_keeps_shapes_and_values(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    data = TrialData(x_train=rng.normal(size=(7, 3)).astype(np.float32), y_train=rng.integers(0, 3, 7),
-                     x_val=rng.normal(size=(2, 3)).astype(np.float32), y_val=rng.normal(size=(2, 2)).astype(np.float32)[:, 0].astype(np.int64))
+    data = TrialData(
+        x_train=rng.normal(size=(7, 3)).astype(np.float32),
+        y_train=rng.integers(0, 3, 7),
+        x_val=rng.normal(size=(2, 3)).astype(np.float32),
+        y_val=rng.normal(size=(2, 2)).astype(np.float32)[:, 0].astype(np.int64),
+    )
     back = unpack(pack(data))
     for name in ("x_train", "y_train", "x_val", "y_val"):
         np.testing.assert_array_equal(getattr(back, name), getattr(data, name))
@@ -62,12 +68,17 @@ def test_training_in_chunks_through_the_state_bytes_equals_training_at_once(seed
     x = rng.normal(size=(64, 4)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
     data = TrialData(x_train=x, y_train=y, x_val=x[:16], y_val=y[:16])
-    conf = NetworkConfig(seed=seed, updater=Adam(learning_rate=0.01), input_type=InputType.feed_forward(4),
-                         layers=(Dense(n_out=8, activation="relu", dropout=0.1), Output(n_out=2)))
+    conf = NetworkConfig(
+        seed=seed,
+        updater=Adam(learning_rate=0.01),
+        input_type=InputType.feed_forward(4),
+        layers=(Dense(n_out=8, activation="relu", dropout=0.1), Output(n_out=2)),
+    )
 
     def spec(a: int, b: int) -> ChunkSpec:
-        return ChunkSpec(data_id="d", trial=0, config_json=conf.to_json(), start_epoch=a, end_epoch=b,
-                         batch_size=16, metric="loss")
+        return ChunkSpec(
+            data_id="d", trial=0, config_json=conf.to_json(), start_epoch=a, end_epoch=b, batch_size=16, metric="loss"
+        )
 
     whole_scores, _, whole = train_chunk(spec(0, 3), data, b"")
     s1, _, mid = train_chunk(spec(0, 1), data, b"")
@@ -77,10 +88,15 @@ def test_training_in_chunks_through_the_state_bytes_equals_training_at_once(seed
 
 
 def test_template_fills_params_repeats_and_reads_a_network_config() -> None:
-    template = {"type": "network", "input_type": {"type": "input_type", "form": "feed_forward", "size": 4},
-                "updater": {"type": "adam", "learning_rate": {"$param": "opt.lr"}},
-                "layers": [{"$repeat": "layers", "item": {"type": "dense", "n_out": {"$param": "units"}}},
-                           {"type": "output", "n_out": 3}]}
+    template = {
+        "type": "network",
+        "input_type": {"type": "input_type", "form": "feed_forward", "size": 4},
+        "updater": {"type": "adam", "learning_rate": {"$param": "opt.lr"}},
+        "layers": [
+            {"$repeat": "layers", "item": {"type": "dense", "n_out": {"$param": "units"}}},
+            {"type": "output", "n_out": 3},
+        ],
+    }
     conf = TemplateBuild(template)({"opt": {"name": "adam", "lr": 0.01}, "units": 8, "layers": 2})
     assert isinstance(conf, NetworkConfig) and len(conf.layers) == 3 and conf.updater.learning_rate == 0.01
     with pytest.raises(ConfigError, match=r"network.layers\[0\]: the template reads parameter 'layers'"):
@@ -92,8 +108,14 @@ def test_template_fills_params_repeats_and_reads_a_network_config() -> None:
 def test_search_records_validate_numbers_at_ingest() -> None:
     ok = {"event": "trial_end", "trial": 3, "state": "pruned", "score": 0.5, "epochs": 1, "start": 1.0, "end": 2.0}
     StatsRecord("search-x", "search", "driver", payload=ok)
-    for bad, field in [({**ok, "trial": -1}, "trial"), ({**ok, "score": "0.9"}, "score"), ({**ok, "state": "won"}, "state"),
-                       ({**ok, "epochs": True}, "epochs"), ({"event": "boom"}, "event"), ({**ok, "end": -5.0}, "end"),
-                       ({"event": "trial_start", "trial": 1, "params": {"x": [1]}}, "params.x")]:
+    for bad, field in [
+        ({**ok, "trial": -1}, "trial"),
+        ({**ok, "score": "0.9"}, "score"),
+        ({**ok, "state": "won"}, "state"),
+        ({**ok, "epochs": True}, "epochs"),
+        ({"event": "boom"}, "event"),
+        ({**ok, "end": -5.0}, "end"),
+        ({"event": "trial_start", "trial": 1, "params": {"x": [1]}}, "params.x"),
+    ]:
         with pytest.raises(RecordError, match=f"payload.{field}"):
             StatsRecord("search-x", "search", "driver", payload=bad)

@@ -28,17 +28,24 @@ DOMAINS = [
 
 
 def _space() -> Space:
-    return Space.of({
-        "lr": LogUniform(1e-4, 1e-1),
-        "units": Choice([64, 128, 256]),
-        "dropout": Uniform(0.0, 0.5),
-        "layers": IntRange(1, 3),
-        "batch": 64,
-        "opt": Choice({
-            "adam": {"beta": Uniform(0.8, 0.99)},
-            "sgd": {"momentum": Uniform(0.0, 0.9), "nesterov": Choice({"yes": {"k": IntRange(1, 2)}, "no": {}})},
-        }),
-    })
+    return Space.of(
+        {
+            "lr": LogUniform(1e-4, 1e-1),
+            "units": Choice([64, 128, 256]),
+            "dropout": Uniform(0.0, 0.5),
+            "layers": IntRange(1, 3),
+            "batch": 64,
+            "opt": Choice(
+                {
+                    "adam": {"beta": Uniform(0.8, 0.99)},
+                    "sgd": {
+                        "momentum": Uniform(0.0, 0.9),
+                        "nesterov": Choice({"yes": {"k": IntRange(1, 2)}, "no": {}}),
+                    },
+                }
+            ),
+        }
+    )
 
 
 @pytest.mark.parametrize("domain", DOMAINS, ids=lambda d: type(d).__name__)
@@ -51,8 +58,17 @@ def test_space_of_nested_conditional_choices_round_trips_and_lists_every_branch_
     space = _space()
     assert Space.from_json(space.to_json()) == space
     dists = space.distributions()
-    assert set(dists) == {"lr", "units", "dropout", "layers", "opt", "opt.adam.beta", "opt.sgd.momentum",
-                          "opt.sgd.nesterov", "opt.sgd.nesterov.yes.k"}
+    assert set(dists) == {
+        "lr",
+        "units",
+        "dropout",
+        "layers",
+        "opt",
+        "opt.adam.beta",
+        "opt.sgd.momentum",
+        "opt.sgd.nesterov",
+        "opt.sgd.nesterov.yes.k",
+    }
     assert isinstance(dists["lr"], optuna.distributions.FloatDistribution) and dists["lr"].log
     assert isinstance(dists["layers"], optuna.distributions.IntDistribution)
     assert dists["units"].choices == (64, 128, 256)
@@ -103,7 +119,10 @@ def test_grid_enumerates_finite_domains_and_refuses_continuous_ones() -> None:
         (lambda: Space.of({"a.b": 1}), "space: parameter and branch names"),
         (lambda: Space.of({"x": {"y": Uniform(0, 1)}}), "space.x: a nested dict is not a domain"),
         (lambda: Space.of({"x": object()}), "space.x.value: expected a JSON value"),
-        (lambda: Space.from_json('{"lr": {"type": "log_uniformm", "low": 1, "high": 2}}'), "did you mean 'log_uniform'"),
+        (
+            lambda: Space.from_json('{"lr": {"type": "log_uniformm", "low": 1, "high": 2}}'),
+            "did you mean 'log_uniform'",
+        ),
         (lambda: Space.from_json('{"lr": {"low": 1}}'), "space.lr: expected a domain object with a 'type'"),
         (lambda: Space.from_json("[1]"), "expected a JSON object"),
     ],
