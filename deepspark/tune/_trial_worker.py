@@ -75,7 +75,7 @@ def encode_state(params: np.ndarray, updater: np.ndarray, epoch: int, iteration:
 
 def restore_state(net: Any, state: bytes) -> None:
     """Load ``encode_state`` bytes into a freshly built network of the same config."""
-    tensors, meta = _load(state)
+    tensors, meta = decode_state(state)
     net.set_params(tensors["params"])
     if "updater" in tensors:
         net.set_updater_state(tensors["updater"])
@@ -83,7 +83,8 @@ def restore_state(net: Any, state: bytes) -> None:
     net.iteration = int(meta["iteration"])
 
 
-def _load(state: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def decode_state(state: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``encode_state`` bytes back to arrays and the counters (safetensors' header metadata)."""
     import json
     import struct
 

@@ -10,7 +10,7 @@ from deepspark.errors import ConfigError
 from deepspark.stats.records import RecordError, StatsRecord
 from deepspark.tune import SearchSettings
 from deepspark.tune._data import TrialData, pack, unpack
-from deepspark.tune._trial_worker import ChunkSpec, train_chunk
+from deepspark.tune._trial_worker import ChunkSpec, decode_state, train_chunk
 from deepspark.tune.metrics import check_metric
 from deepspark.tune.template import TemplateBuild, fill
 
@@ -84,7 +84,11 @@ def test_training_in_chunks_through_the_state_bytes_equals_training_at_once(seed
     s1, _, mid = train_chunk(spec(0, 1), data, b"")
     s2, _, end = train_chunk(spec(1, 3), data, mid)
     assert (*s1, *s2) == whole_scores
-    assert end == whole
+    (t_end, m_end), (t_whole, m_whole) = decode_state(end), decode_state(whole)  # header key order is not fixed: compare values
+    assert m_end == m_whole == {"epoch": "3", "iteration": "12"}
+    assert set(t_end) == set(t_whole) == {"params", "updater"}
+    for key in t_end:
+        np.testing.assert_array_equal(t_end[key], t_whole[key])
 
 
 def test_template_fills_params_repeats_and_reads_a_network_config() -> None:
