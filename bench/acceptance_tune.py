@@ -3,8 +3,8 @@
 Run: ``.venv/bin/python bench/acceptance_tune.py [--mnist DIR] [--trials 24] [--epochs 8] [--output DIR]``.
 
 MNIST test set split 8,000 / 2,000 (the last 2,000 score the trials: the search selects on them and reports
-the best), an MLP space like the issue's (learning rate, units 128/256/512, dropout, layers, plus input dropout),
-minibatches of 32, local[2]. Each contender runs
+the best), an MLP space like the issue's (learning rate, units 128/256/512, dropout, layers, plus input dropout;
+Adam whose learning rate decays by 0.7 per epoch), minibatches of 32, local[2]. Each contender runs
 in a fresh process: ``deepspark.tune.Search`` with TPE + ASHA, then Hyperopt ``SparkTrials`` with TPE running the
 same objective (same networks, same epochs, no pruning). Hyperopt is installed for this benchmark only
 (``pip install hyperopt``); when it cannot run with this pyspark the error is printed.
@@ -24,10 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mnist_arg, mnist_split
 
-from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output
+from deepspark.config import Adam, Dense, ExponentialSchedule, InputType, NetworkConfig, Output
 
 UNITS = [128, 256, 512]
 BATCH = 32
+LR_DECAY = 0.7  # the learning rate shrinks by this factor after every epoch
 
 
 def build(p: dict) -> NetworkConfig:
@@ -39,7 +40,7 @@ def build(p: dict) -> NetworkConfig:
     )
     return NetworkConfig(
         seed=0,
-        updater=Adam(learning_rate=float(p["lr"])),
+        updater=Adam(learning_rate=ExponentialSchedule(initial=float(p["lr"]), gamma=LR_DECAY, schedule_type="epoch")),
         input_type=InputType.feed_forward(784),
         layers=(*hidden, Output(n_out=10, activation="softmax", loss="mcxent", dropout=float(p["dropout"]))),
     )
@@ -218,14 +219,17 @@ def main() -> None:
             args.output,
         ]
         print(f"== {name} (fresh process), load avg {os.getloadavg()}", flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        log_path = Path(args.output) / f"{name}.log"
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as log:  # the contender's own output, to follow a long run
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         for line in proc.stdout.splitlines():
             if line.startswith("RESULT "):
                 results.append(json.loads(line[7:]))
             else:
                 print(line, flush=True)
         if proc.returncode:
-            print(proc.stderr[-3000:], flush=True)
+            print(log_path.read_text()[-3000:], flush=True)
     for r in results:
         print(json.dumps(r), flush=True)
     tune = next((r for r in results if r["contender"].startswith("deepspark")), None)

@@ -113,6 +113,7 @@ class Search:
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._stop_reason = ""
+        self._budget: int | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -165,7 +166,7 @@ class Search:
             )
             n = slots
         if remaining is not None and n > remaining:
-            if wanted is not None:
+            if wanted is not None and remaining > 0:
                 warnings.warn(
                     f"parallelism={n} is above the {remaining} trial(s) left to run; using {remaining}", stacklevel=3
                 )
@@ -364,7 +365,7 @@ class Search:
         number = trial.number
         run = self._running[number]
         self.events.trial_start(number, dict(trial.params))
-        epochs, scores, losses, workers, loads, chunks = 0, [], [], [], [], []
+        epochs, scores, losses, workers, loads, chunks, spans = 0, [], [], [], [], [], []
         error, state_name, final = "", "complete", None
         state = b""
         config_json = ""
@@ -377,6 +378,7 @@ class Search:
                 sent = time.time()
                 result = runner.run(number, config_json, epochs, end, state, run.tag)
                 chunks.append([round(time.time() - sent, 4), round(result.end - result.start, 4)])
+                spans.append([round(result.start, 3), round(result.end, 3), result.pid])
             except Exception as e:
                 if run.cancel_reason or _cancelled(e):
                     state_name, error = self._cancelled_outcome(run, e)
@@ -425,6 +427,7 @@ class Search:
         trial.set_user_attr("workers", workers)
         trial.set_user_attr("data_loads", loads)
         trial.set_user_attr("chunk_seconds", chunks)  # [driver wall, task wall] per chunk: the per-job overhead
+        trial.set_user_attr("task_spans", spans)  # [start, end, pid] of each chunk's task, executor clock
         if error:
             trial.set_user_attr("error", error)
         if state_name == "interrupted":

@@ -90,9 +90,13 @@ def test_asha_search_prunes_and_runs_fewer_epochs_than_the_budget(asha_run: Any)
 
 def test_parallel_trials_overlap_in_time_on_two_python_workers(asha_run: Any) -> None:
     result, _, _ = asha_run
-    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp(), t.number) for t in result.trials()]
-    overlapping = [(a, b) for a, b in itertools.combinations(spans, 2) if a[0] < b[1] and b[0] < a[1]]
-    assert overlapping, spans
+    spans = [(start, end, pid, t.number) for t in result.trials() for start, end, pid in t.user_attrs["task_spans"]]
+    overlapping = [
+        (a, b)
+        for a, b in itertools.combinations(spans, 2)
+        if a[3] != b[3] and a[2] != b[2] and a[0] < b[1] and b[0] < a[1]
+    ]
+    assert overlapping, spans  # two trials' tasks ran at the same time in two Python workers
     workers = {w for t in result.trials() for w in t.user_attrs["workers"]}
     assert len(workers) >= 2
     # the data was decoded once per Python worker, not once per trial: counts stay at 1 per process
@@ -165,3 +169,64 @@ def test_bad_search_input_raises_typed_errors(
     Search(spark, build, SPACE, max_trials=1, max_epochs=1, pruner="none", storage=journal).fit(*frames)
     with pytest.raises(ConfigError, match=r"storage: .* over a different search space"):
         Search(spark, build, {"units": Choice([4, 8])}, max_trials=2, max_epochs=1, storage=journal).fit(*frames)
+
+
+def test_target_score_stops_the_search_and_max_time_interrupts_and_requeues(
+    spark: SparkSession, frames: tuple[DataFrame, DataFrame], tmp_path: Path
+) -> None:
+    result = Search(
+        spark,
+        build,
+        SPACE,
+        sampler="random",
+        pruner="none",
+        max_trials=6,
+        max_epochs=1,
+        parallelism=1,
+        target_score=0.0,
+    ).fit(*frames)
+    assert result.stop_reason == "target_score" and len(result.trials()) == 1
+    journal = tmp_path / "t.journal"
+    stopped = Search(
+        spark,
+        build,
+        SPACE,
+        sampler="random",
+        pruner="none",
+        max_trials=2,
+        max_epochs=300,
+        parallelism=1,
+        max_time=0.5,
+        storage=journal,
+    ).fit(*frames)
+    assert stopped.stop_reason == "max_time"
+    first = stopped.trials()[0]
+    assert first.state.name == "FAIL" and "max_time" in first.user_attrs["interrupted"]  # cancelled through its tag
+    resumed = Search(
+        spark, build, SPACE, sampler="random", pruner="none", max_trials=1, max_epochs=1, parallelism=1, storage=journal
+    ).fit(*frames)
+    assert resumed.trials()[1].params == first.params and resumed.trials()[1].state.name == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_trial_master_runs_each_trial_as_a_distributed_fit(
+    spark: SparkSession, frames: tuple[DataFrame, DataFrame]
+) -> None:
+    from deepspark.spark import ParameterAveraging
+
+    master = ParameterAveraging(num_workers=2, batch_size_per_worker=16, averaging_frequency=2)
+    search = Search(
+        spark,
+        build,
+        {"units": Choice([4, 8])},
+        sampler="random",
+        pruner="none",
+        max_trials=1,
+        max_epochs=2,
+        trial_master=master,
+    )
+    result = search.fit(*frames)
+    frame = result.trials_frame()
+    assert list(frame["state"]) == ["complete"] and list(frame["epochs"]) == [2]
+    assert len(result.trials()[0].intermediate_values) == 2  # scored with Spark after each epoch
+    assert 0.0 <= result.best_score <= 1.0 and result.best_network.epoch == 2
