@@ -84,7 +84,8 @@ def test_training_in_chunks_through_the_state_bytes_equals_training_at_once(seed
     s1, _, mid = train_chunk(spec(0, 1), data, b"")
     s2, _, end = train_chunk(spec(1, 3), data, mid)
     assert (*s1, *s2) == whole_scores
-    (t_end, m_end), (t_whole, m_whole) = decode_state(end), decode_state(whole)  # header key order is not fixed: compare values
+    # the safetensors header orders its keys freely: compare the values
+    (t_end, m_end), (t_whole, m_whole) = decode_state(end), decode_state(whole)
     assert m_end == m_whole == {"epoch": "3", "iteration": "12"}
     assert set(t_end) == set(t_whole) == {"params", "updater"}
     for key in t_end:
