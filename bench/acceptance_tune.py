@@ -226,6 +226,7 @@ def main() -> None:
         for line in proc.stdout.splitlines():
             if line.startswith("RESULT "):
                 results.append(json.loads(line[7:]))
+                print(line, flush=True)
             else:
                 print(line, flush=True)
         if proc.returncode:
