@@ -132,6 +132,10 @@ def validate_record(data: Any, where: str = "record") -> None:
             f"about {size} bytes, over the limit of {MAX_PAYLOAD_BYTES}; report fewer histogram bins or events",
             f"{where}.payload",
         )
+    if data["type_id"] == "search":  # a hyperparameter search's events: numbers checked field by field
+        from deepspark.stats.search_records import validate_search_payload
+
+        validate_search_payload(payload, f"{where}.payload")
 
 
 def _check_value(value: Any, path: str, depth: int) -> int:

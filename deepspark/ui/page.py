@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 STATIC_DIR = Path(__file__).parent / "static"
-PAGES = {"overview": "Overview", "model": "Model", "system": "System", "spark": "Spark"}
-ASSETS = ("chart.umd.min.js", "app.js")
+PAGES = {"overview": "Overview", "model": "Model", "system": "System", "spark": "Spark", "search": "Search"}
+ASSETS = ("chart.umd.min.js", "app.js", "search.js")
 
 _TEMPLATE = (Path(__file__).parent / "templates" / "page.html").read_text(encoding="utf-8")
 

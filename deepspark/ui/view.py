@@ -10,6 +10,7 @@ from typing import Any
 
 from deepspark.errors import StorageError
 from deepspark.stats.storage import StatsStorage
+from deepspark.ui.search_view import search_view
 
 MB = 1024 * 1024
 
@@ -130,6 +131,7 @@ def session_view(storage: StatsStorage, session_id: str | None = None, worker: s
         },
         "system": system,
         "spark": {"events": events, "phase_totals": totals, "advice": advice, "master": static.get("master", {})},
+        "search": search_view(records),
     }
 
 
