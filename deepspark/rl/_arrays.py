@@ -56,7 +56,8 @@ def unpack_arrays(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raw = column[0].as_py()
         if len(raw) != int(np.prod(shape)) * dtype.itemsize:
             raise DataError(f"rollout message: field {field.name!r} holds {len(raw)} bytes, not shape {shape} {dtype}")
-        arrays[field.name] = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
+        # a writable copy: torch.from_numpy on read-only memory is undefined behaviour (and warns)
+        arrays[field.name] = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape).astype(dtype)
     try:
         meta = json.loads((table.schema.metadata or {}).get(b"meta", b"{}"))
     except ValueError as e:

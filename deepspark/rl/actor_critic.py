@@ -193,7 +193,7 @@ class _ActorCritic(Agent):
             )
         metrics["learning_rate"] = self.network.updater.learning_rate(self.network.iteration, self.network.epoch)
         if self.gaussian:
-            metrics["action_std"] = float(self.log_std.exp().mean())
+            metrics["action_std"] = float(self.log_std.detach().exp().mean())
         return metrics
 
     def _step(self, loss: Tensor, batch: int) -> None:

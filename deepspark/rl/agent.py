@@ -88,6 +88,7 @@ class Agent:
             )
         self.config = config
         self.env_name = env_name(env)
+        self._by_name = isinstance(env, str)
         self.env_kwargs_json = _kwargs_json(env_kwargs)
         self._make = self._factory(env)
         probe = self._make()
@@ -216,7 +217,10 @@ class Agent:
         def first_then_new() -> Any:
             return pending.pop() if pending else build()
 
-        self.rollouts.open(spec, first_then_new)
+        if self._by_name and probe is not None:
+            probe.close()  # rollouts build environments by name (on executors too)
+        self.rollouts.open(spec, None if self._by_name else first_then_new)
+        self._stats = getattr(self.rollouts, "stats", None)
         self._opened = True
 
     def collect(self) -> Trajectories:
