@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from deepspark.cli.rl_commands import add_rl_commands
 from deepspark.cli.ui_commands import add_ui_commands, start_ui_process
 from deepspark.errors import DeepSparkError
 from deepspark.nn.listeners import IterationInfo, TrainingListener
@@ -321,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=0, help="evaluate only the last N examples")
     ev.set_defaults(func=_evaluate)
     add_ui_commands(sub)
+    add_rl_commands(sub)
     return parser
 
 

@@ -197,7 +197,12 @@ def collect_with(
         actions, logp = policy.select(out, log_std, gen)
         return actions.numpy(), logp.numpy()
 
-    traj = runner.collect(spec.n_steps, act)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small forward per step: more threads only add contention
+    try:
+        traj = runner.collect(spec.n_steps, act)
+    finally:
+        torch.set_num_threads(threads)
     return traj, runner.resume_arrays()
 
 

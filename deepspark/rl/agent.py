@@ -92,6 +92,8 @@ class Agent:
         self.env_kwargs_json = _kwargs_json(env_kwargs)
         self._make = self._factory(env)
         probe = self._make()
+        if self.env_name.startswith("<"):  # a lambda: name the environment it builds
+            self.env_name = env_name(probe)
         self.info: EnvInfo = env_info(probe, self.env_name)
         self._probe: Any = probe
         self._check_actions(self.info)
@@ -384,6 +386,8 @@ class Agent:
 
         returns: list[float] = []
         lengths: list[int] = []
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one observation at a time: more threads only add contention
         try:
             runner.start()
             while len(returns) < episodes:
@@ -391,6 +395,7 @@ class Agent:
                 returns.extend(float(r) for r in traj.episode_returns)
                 lengths.extend(int(v) for v in traj.episode_lengths)
         finally:
+            torch.set_num_threads(threads)
             runner.close()
         returns, lengths = returns[:episodes], lengths[:episodes]
         return EvaluationResult(float(np.mean(returns)), float(np.std(returns)), tuple(returns), tuple(lengths))

@@ -38,8 +38,9 @@ class LinearSchedule(Spec):
 
     def value(self, step: int) -> float:
         """The value after ``step`` environment steps."""
-        frac = min(max(step, 0) / self.steps, 1.0)
-        return float(self.start + (self.end - self.start) * frac)
+        if step >= self.steps:
+            return float(self.end)
+        return float(self.start + (self.end - self.start) * max(step, 0) / self.steps)
 
 
 def schedule_value(value: float | LinearSchedule, step: int) -> float:
