@@ -54,6 +54,21 @@ def ppo_agent(seed: int, total_steps: int, rollouts: Any = None) -> Any:
     return PPO("CartPole-v1", conf, config, rollouts=rollouts)
 
 
+def ppo_spark_agent(seed: int, total_steps: int, rollouts: Any) -> Any:
+    """PPO for the 1-vs-2-worker comparison: 2,048 steps per collection, so a Spark job's fixed cost is amortized."""
+    from deepspark.config import Adam, PolySchedule
+    from deepspark.rl import PPO, PPOConfig, mlp
+
+    config = PPOConfig(
+        num_envs=8, n_steps=256, gamma=0.98, gae_lambda=0.8, update_epochs=10, num_minibatches=8,
+        clip_coef=0.2, entropy_coef=0.0, seed=seed,
+    )
+    iterations = total_steps // config.steps_per_iteration
+    lr = PolySchedule(initial=1e-3, power=1.0, max_iter=iterations, schedule_type="epoch")
+    conf = mlp(4, 2, hidden=(64, 64), activation="tanh", updater=Adam(learning_rate=lr), seed=seed)
+    return PPO("CartPole-v1", conf, config, rollouts=rollouts)
+
+
 def train(algo: str, seed: int, total: int, eval_every: int, rollouts: Any = None, tag: str = "") -> dict[str, Any]:
     agent = dqn_agent(seed, rollouts) if algo == "dqn" else ppo_agent(seed, total, rollouts)
     curve: list[dict[str, float]] = []
@@ -90,11 +105,11 @@ def spark_run(workers: int, seed: int, total: int) -> dict[str, Any]:
     try:
         spark.sparkContext.parallelize(range(2), 2).count()  # start the JVM executors before timing
         rollouts = SparkRollouts(spark, num_workers=workers)
-        agent = ppo_agent(seed, total, rollouts)
+        agent = ppo_spark_agent(seed, total, rollouts)
         t0 = time.perf_counter()
         points = []
         while agent.steps < total:
-            agent.train(min(2_560, total - agent.steps), log_every=10**9)
+            agent.train(2_048, log_every=10**9)
             points.append({"steps": agent.steps, "seconds": time.perf_counter() - t0,
                            "train_return_20": agent.history.mean_return(20)})
         seconds = time.perf_counter() - t0
@@ -119,8 +134,8 @@ def compare(repeats: int, seed: int, total: int) -> None:
             subprocess.run(cmd, check=True)
             runs[workers].append(json.loads(out.read_text()))
             res = runs[workers][-1]
-            print(f"repeat {r}, {workers} worker(s): {res['steps_per_sec']:.0f} steps/s, final {res['final_mean']:.1f}, "
-                  f"load {res['loadavg'][0]:.1f}", flush=True)
+            print(f"repeat {r}, {workers} worker(s): {res['steps_per_sec']:.0f} steps/s, "
+                  f"final {res['final_mean']:.1f}, load {res['loadavg'][0]:.1f}", flush=True)
     med = {w: statistics.median(x["steps_per_sec"] for x in runs[w]) for w in runs}
     summary = {"median_steps_per_sec": med, "ratio_2_over_1": med[2] / med[1], "runs": runs, "loadavg": os.getloadavg()}
     (RESULTS / "rl_spark_compare.json").write_text(json.dumps(summary, indent=1))
@@ -178,7 +193,8 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.command == "train":
-        total = args.steps or (200_000 if args.algo == "dqn" else 150_000)
+        # PPO collects 256 steps per iteration: 585 iterations stay within the 150k budget
+        total = args.steps or (200_000 if args.algo == "dqn" else 149_760)
         result = train(args.algo, args.seed, total, args.eval_every)
         (args.out or RESULTS / f"rl_{args.algo}_seed{args.seed}.json").write_text(json.dumps(result))
     elif args.command == "spark":

@@ -60,7 +60,8 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError(f"expected an int >= 0, got {args.workers}", "--workers")
     config = _read_spec(args.config, "--config") or config_cls()
     if not isinstance(config, config_cls):
-        raise ConfigError(f"--algo {args.algo} needs a {config_cls.__name__}, got a {type(config).__name__}", "--config")
+        got = type(config).__name__
+        raise ConfigError(f"--algo {args.algo} needs a {config_cls.__name__}, got a {got}", "--config")
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
     if args.workers and config.num_envs % args.workers:
@@ -68,11 +69,15 @@ def _train(args: argparse.Namespace) -> int:
     rollouts = None
     spark = None
     if args.workers:
+        from pyspark.sql import SparkSession
+
         from deepspark.rl import SparkRollouts
         from deepspark.spark import local_spark
 
-        spark = local_spark(args.master, app_name="deepspark-rl")
-        rollouts = SparkRollouts(spark, num_workers=args.workers)
+        running = SparkSession.getActiveSession()  # embedding code's session: use it, leave it running
+        session = running if running is not None else local_spark(args.master, app_name="deepspark-rl")
+        spark = None if running is not None else session
+        rollouts = SparkRollouts(session, num_workers=args.workers)
     listeners = []
     if args.stats:
         from deepspark.stats import SQLiteStatsStorage

@@ -10,8 +10,8 @@ missing or stale (see ``deepspark.rl.runner``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -187,7 +187,8 @@ def collect_with(
     net.set_params(state.params)
     policy = Policy.from_json(state.policy_json)
     log_std = torch.from_numpy(np.array(state.log_std, np.float32)) if state.log_std.size else None
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([spec.seed, 7, state.count, task]).generate_state(1)[0]))
+    seed = int(np.random.SeedSequence([spec.seed, 7, state.count, task]).generate_state(1)[0])
+    gen = torch.Generator().manual_seed(seed)  # actions depend on (seed, collection, task) only
     scale = (state.obs_mean, state.obs_inv_std, state.obs_clip) if state.obs_mean.size else None
 
     @torch.no_grad()

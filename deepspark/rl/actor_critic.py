@@ -19,7 +19,6 @@ from torch import Tensor
 from deepspark.config.network import NetworkConfig
 from deepspark.config.updaters import Adam
 from deepspark.errors import ConfigError, DataError
-from deepspark.nn import Network
 from deepspark.nn.updaters import make_updater
 from deepspark.rl.agent import Agent, clip_grad_norm, preouts, step_network
 from deepspark.rl.config import A2CConfig, ActorCriticConfig, PPOConfig
@@ -111,7 +110,9 @@ class _ActorCritic(Agent):
         self.value_network.model.eval()
         return preouts(self.value_network, x).squeeze(1)
 
-    def advantages(self, traj: Trajectories, scale: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    def advantages(
+        self, traj: Trajectories, scale: tuple[np.ndarray, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """GAE advantages and value targets (returns) of a batch, both [T, E]."""
         t, e = traj.rewards.shape
         values = self._values(self._observations(traj.obs, scale)).numpy().reshape(t, e)

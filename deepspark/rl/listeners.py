@@ -105,7 +105,7 @@ class ProgressBar(RLListener):
         self._recent = (self._recent + list(report.episode_returns))[-100:]
         done = min(report.step / self.total, 1.0)
         bar = "#" * int(done * self.width)
-        ret = f"{np.mean(self._recent):8.1f}" if self._recent else "       –"
+        ret = f"{np.mean(self._recent):8.1f}" if self._recent else "       -"
         self.stream.write(
             f"\r[{bar:<{self.width}}] {report.step:>9,}/{self.total:,} steps  return {ret}  "
             f"{report.steps_per_sec:7.0f} steps/s"

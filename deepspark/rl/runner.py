@@ -11,6 +11,7 @@ it ran. Gymnasium environments are deterministic given their seed and actions; t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -298,10 +299,8 @@ class EnvRunner:
     def close(self) -> None:
         """Close every environment (errors while closing are ignored)."""
         for env in self.envs:
-            try:
+            with contextlib.suppress(Exception):
                 env.close()
-            except Exception:  # noqa: S110 - closing is best effort
-                pass
 
 
 __all__ = ["ActFn", "EnvRunner", "Trajectories", "episode_seed"]

@@ -1,4 +1,4 @@
-"""The MDP interface: bad environments and networks get typed errors naming the env and step; episodes resume exactly."""
+"""The MDP interface: bad environments and networks get typed errors naming env and step; episodes resume exactly."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def test_dqn_refuses_continuous_actions() -> None:
 
 def test_network_input_must_match_observation_shape() -> None:
     conf = NetworkConfig(input_type=InputType.feed_forward(8), layers=(Dense(n_out=4), Output(n_out=2)))
-    with pytest.raises(ConfigError, match=r"takes 8 input values but 'CartPole-v1' observations have shape \(4,\)") as e:
+    message = r"takes 8 input values but 'CartPole-v1' observations have shape \(4,\)"
+    with pytest.raises(ConfigError, match=message) as e:
         PPO("CartPole-v1", conf)
     assert e.value.path == "network.input_type"
     wrong_out = NetworkConfig(input_type=InputType.feed_forward(4), layers=(Output(n_out=3),))

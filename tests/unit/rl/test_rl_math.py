@@ -81,7 +81,7 @@ def test_dqn_update_with_target_network_matches_hand_computation(double: bool, s
     w_new, b_new = [p.detach().numpy() for p in agent.network.model.parameters()]
     np.testing.assert_allclose(w_new, w - 0.1 * grad_w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b_new, b - 0.1 * grad_b, rtol=1e-5, atol=1e-6)
-    assert np.array_equal([p.detach().numpy() for p in agent.target.model.parameters()][0], wt)  # untouched
+    assert np.array_equal(next(p.detach().numpy() for p in agent.target.model.parameters()), wt)  # untouched
 
 
 def test_dqn_target_sync_copies_or_blends(seed: int) -> None:
