@@ -107,7 +107,7 @@ def load_agent(path: str | os.PathLike[str] | Path, *, env: Any = None, rollouts
         raise ModelFormatError(f"{src} is not an RL agent archive (load a network archive with Network.load)")
     if desc.get("format_version") != FORMAT_VERSION:
         raise ModelFormatError(f"agent archive {src}: unsupported format_version {desc.get('format_version')!r}")
-    classes = {"dqn": DQN, "ppo": PPO, "a2c": A2C}
+    classes: dict[str, type[DQN] | type[PPO] | type[A2C]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C}
     cls = classes.get(desc.get("algorithm"))  # type: ignore[arg-type]
     if cls is None:
         raise ModelFormatError(f"agent archive {src}: unknown algorithm {desc.get('algorithm')!r}")
@@ -131,7 +131,7 @@ def load_agent(path: str | os.PathLike[str] | Path, *, env: Any = None, rollouts
     kwargs: dict[str, Any] = {"rollouts": rollouts, "env_kwargs": desc.get("env_kwargs") or None}
     if "value_network" in nets:
         kwargs["value_network"] = nets["value_network"]
-    agent = cls(env, nets.get("network"), config, **kwargs)  # type: ignore[arg-type]
+    agent: Agent = cls(env, nets.get("network"), config, **kwargs)  # type: ignore[arg-type]
     _restore(agent, desc, archive, src)
     if archive.normalizer_json is not None:
         agent.obs_stats = RunningStats.from_json(archive.normalizer_json, agent.info.obs_size)
@@ -148,7 +148,8 @@ def _restore(agent: Agent, desc: dict[str, Any], archive: Archive, src: str) -> 
             f"({expected}); the archive is inconsistent"
         )
     state = archive.updater_state if archive.updater_state is not None else np.zeros(0, np.float32)
-    if archive.params.size != sum(e[1] for e in expected) or state.size != sum(e[2] for e in expected):
+    sizes = [(int(p.numel()), int(u.numel())) for _, p, u in buffers]
+    if archive.params.size != sum(p for p, _ in sizes) or state.size != sum(u for _, u in sizes):
         raise ModelFormatError(f"agent archive {src}: buffer sizes disagree with the layout in config.json")
     if not np.isfinite(archive.params).all():
         raise ModelFormatError(f"agent archive {src}: parameters hold NaN or inf values (the agent diverged)")
@@ -165,7 +166,7 @@ def _restore(agent: Agent, desc: dict[str, Any], archive: Archive, src: str) -> 
             raise ModelFormatError(f"agent archive {src}: counters.{key} must be an int >= 0, got {value!r}")
         setattr(agent, key, value)
     if hasattr(agent, "_next_target"):  # DQN: the next target update is due one interval from now
-        agent._next_target = agent.steps + agent.config.target_update
+        agent._next_target = agent.steps + int(agent.config.target_update)
     for name, net in _networks(agent).items():
         value = (desc.get("network_iterations") or {}).get(name, 0)
         if type(value) is not int or value < 0:

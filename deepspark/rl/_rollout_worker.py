@@ -140,9 +140,10 @@ def _live(spec: RolloutSpec, task: int, worker: int) -> Live:
                 live.runner.close()
         runs = _LIVE[spec.run_id] = {}
     _LIVE.move_to_end(spec.run_id)
-    live = runs.get(task)
-    if live is None:
-        live = runs[task] = Live(spec, task, worker)
+    found = runs.get(task)
+    if found is not None:
+        return found
+    live = runs[task] = Live(spec, task, worker)
     return live
 
 

@@ -55,7 +55,8 @@ def gae(
     for t in range(deltas.shape[0] - 1, -1, -1):
         running = deltas[t] + keep[t] * running
         adv[t] = running
-    return adv
+    result: np.ndarray = adv
+    return result
 
 
 class _ActorCritic(Agent):

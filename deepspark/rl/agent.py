@@ -86,7 +86,7 @@ class Agent:
             raise ConfigError(
                 f"expected a {self.config_type.__name__}, got {type(config).__name__}", "config"
             )
-        self.config = config
+        self.config: Any = config
         self.env_name = env_name(env)
         self._by_name = isinstance(env, str)
         self.env_kwargs_json = _kwargs_json(env_kwargs)
@@ -341,7 +341,7 @@ class Agent:
         stats = getattr(self.rollouts, "training_stats", None)
         if stats is None:
             return []
-        events = stats().events()
+        events: list[Any] = stats().events()
         new, self._events = events[len(self._events) :], events
         return new
 

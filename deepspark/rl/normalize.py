@@ -102,9 +102,9 @@ class RunningStats:
 
 def normalize(obs: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, clip: float) -> np.ndarray:
     """``clip((obs - mean) * inv_std, -clip, clip)`` as a new float32 array."""
-    out = (obs - mean) * inv_std
+    out: np.ndarray = ((obs - mean) * inv_std).astype(np.float32, copy=False)
     np.clip(out, -clip, clip, out=out)
-    return out.astype(np.float32, copy=False)
+    return out
 
 
 __all__ = ["RunningStats", "normalize"]
