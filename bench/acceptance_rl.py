@@ -27,11 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
-def dqn_agent(seed: int, rollouts: Any = None) -> Any:
-    from deepspark.config import Adam
+def dqn_agent(seed: int, rollouts: Any = None, total_steps: int = 0) -> Any:
+    """SB3 zoo's CartPole DQN; with ``total_steps`` the learning rate decays linearly to 0 over the run."""
+    from deepspark.config import Adam, PolySchedule
     from deepspark.rl import DQN, DQNConfig, LinearSchedule, mlp
 
-    conf = mlp(4, 2, hidden=(256, 256), activation="relu", updater=Adam(learning_rate=2.3e-3), seed=seed)
+    lr: Any = 2.3e-3
+    if total_steps:  # one iteration = one collection of train_frequency (256) steps
+        lr = PolySchedule(initial=2.3e-3, power=1.0, max_iter=total_steps // 256, schedule_type="epoch")
+    conf = mlp(4, 2, hidden=(256, 256), activation="relu", updater=Adam(learning_rate=lr), seed=seed)
     config = DQNConfig(
         double=True, buffer_size=100_000, batch_size=64, gamma=0.99, target_update=10,
         epsilon=LinearSchedule(1.0, 0.04, 8_000), learning_starts=1_000, train_frequency=256, gradient_steps=128,
@@ -69,8 +73,10 @@ def ppo_spark_agent(seed: int, total_steps: int, rollouts: Any) -> Any:
     return PPO("CartPole-v1", conf, config, rollouts=rollouts)
 
 
-def train(algo: str, seed: int, total: int, eval_every: int, rollouts: Any = None, tag: str = "") -> dict[str, Any]:
-    agent = dqn_agent(seed, rollouts) if algo == "dqn" else ppo_agent(seed, total, rollouts)
+def train(
+    algo: str, seed: int, total: int, eval_every: int, rollouts: Any = None, tag: str = "", decay: bool = False
+) -> dict[str, Any]:
+    agent = dqn_agent(seed, rollouts, total if decay else 0) if algo == "dqn" else ppo_agent(seed, total, rollouts)
     curve: list[dict[str, float]] = []
     t0 = time.perf_counter()
     train_seconds = 0.0
@@ -88,7 +94,7 @@ def train(algo: str, seed: int, total: int, eval_every: int, rollouts: Any = Non
         "algo": algo, "seed": seed, "total_steps": agent.steps, "final_mean": final.mean, "final_std": final.std,
         "curve": curve, "episode_steps": agent.history.episode_steps, "episode_returns": agent.history.episode_returns,
         "train_seconds": train_seconds, "wall_seconds": time.perf_counter() - t0, "loadavg": os.getloadavg(),
-        "config": agent.config.to_dict(), "network": agent.network.config.to_dict(),
+        "config": agent.config.to_dict(), "network": agent.network.config.to_dict(), "lr_decay": decay,
     }
     print(f"{tag}{algo} seed {seed}: FINAL mean return {final.mean:.2f} ± {final.std:.2f} over 100 greedy episodes "
           f"after {agent.steps} steps (target 475), load {os.getloadavg()}", flush=True)
@@ -190,12 +196,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--lr-decay", action="store_true", help="DQN: decay the learning rate linearly to 0")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.command == "train":
         # PPO collects 256 steps per iteration: 585 iterations stay within the 150k budget
         total = args.steps or (200_000 if args.algo == "dqn" else 149_760)
-        result = train(args.algo, args.seed, total, args.eval_every)
+        result = train(args.algo, args.seed, total, args.eval_every, decay=args.lr_decay)
         (args.out or RESULTS / f"rl_{args.algo}_seed{args.seed}.json").write_text(json.dumps(result))
     elif args.command == "spark":
         result = spark_run(args.workers, args.seed, args.steps or 51_200)

@@ -99,7 +99,7 @@ class _ActorCritic(Agent):
         return StochasticPolicy()
 
     def _acting_params(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.network.params(), self.log_std.detach().numpy().copy()
+        return self.network.flat.params.detach().numpy(), self.log_std.detach().numpy().copy()
 
     def _steps_per_env(self) -> int:
         return self.config.n_steps

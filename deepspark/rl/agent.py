@@ -179,8 +179,8 @@ class Agent:
         raise NotImplementedError
 
     def _acting_params(self) -> tuple[np.ndarray, np.ndarray]:
-        """The acting network's flat parameters and the Gaussian log-std (empty for discrete actions)."""
-        return self.network.params(), np.zeros(0, np.float32)
+        """The acting network's flat parameters (a view, not a copy) and the Gaussian log-std (empty if discrete)."""
+        return self.network.flat.params.detach().numpy(), np.zeros(0, np.float32)
 
     def _steps_per_env(self) -> int:
         raise NotImplementedError

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -168,7 +167,6 @@ def step_error(name: str, step: int, worker: int, env_index: int, error: BaseExc
     )
 
 
-Factory = Callable[[], Any]
 
 __all__ = [
     "ActionKind",
