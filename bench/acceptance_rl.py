@@ -130,23 +130,38 @@ def spark_run(workers: int, seed: int, total: int) -> dict[str, Any]:
         spark.stop()
 
 
+def summarize() -> None:
+    """The comparison summary from every contender result present (pairs of repeats)."""
+    runs: dict[int, list[dict[str, Any]]] = {
+        w: [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"rl_spark_w{w}_r*.json"))] for w in (1, 2)
+    }
+    n = min(len(runs[1]), len(runs[2]))
+    runs = {w: runs[w][:n] for w in runs}
+    med = {w: statistics.median(x["steps_per_sec"] for x in runs[w]) for w in runs}
+    summary = {"median_steps_per_sec": med, "ratio_2_over_1": med[2] / med[1], "repeats": n, "runs": runs}
+    (RESULTS / "rl_spark_compare.json").write_text(json.dumps(summary, indent=1))
+    for w in (1, 2):
+        for x in runs[w]:
+            print(f"{w} worker(s): {x['steps_per_sec']:.0f} steps/s, {x['seconds']:.0f} s, final {x['final_mean']:.1f}, "
+                  f"phases {json.dumps({k: round(v, 1) for k, v in x['phases'].items()})}, load {x['loadavg']}")
+    print(f"SparkRollouts PPO: 1 worker {med[1]:.0f} steps/s, 2 workers {med[2]:.0f} steps/s, ratio "
+          f"{med[2] / med[1]:.2f} (median of {n})")
+
+
 def compare(repeats: int, seed: int, total: int) -> None:
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for r in range(repeats):
         for workers in (1, 2) if r % 2 == 0 else (2, 1):
             out = RESULTS / f"rl_spark_w{workers}_r{r}.json"
-            cmd = [sys.executable, __file__, "spark", "--workers", str(workers), "--seed", str(seed),
-                   "--steps", str(total), "--out", str(out)]
-            subprocess.run(cmd, check=True)
+            if not out.exists():  # a rerun completes an interrupted comparison
+                cmd = [sys.executable, __file__, "spark", "--workers", str(workers), "--seed", str(seed),
+                       "--steps", str(total), "--out", str(out)]
+                subprocess.run(cmd, check=True)
             runs[workers].append(json.loads(out.read_text()))
             res = runs[workers][-1]
             print(f"repeat {r}, {workers} worker(s): {res['steps_per_sec']:.0f} steps/s, "
                   f"final {res['final_mean']:.1f}, load {res['loadavg'][0]:.1f}", flush=True)
-    med = {w: statistics.median(x["steps_per_sec"] for x in runs[w]) for w in runs}
-    summary = {"median_steps_per_sec": med, "ratio_2_over_1": med[2] / med[1], "runs": runs, "loadavg": os.getloadavg()}
-    (RESULTS / "rl_spark_compare.json").write_text(json.dumps(summary, indent=1))
-    print(f"SparkRollouts PPO: 1 worker {med[1]:.0f} steps/s, 2 workers {med[2]:.0f} steps/s, ratio "
-          f"{med[2] / med[1]:.2f} (median of {repeats}), load {os.getloadavg()}")
+    summarize()
 
 
 def plot() -> None:
@@ -157,11 +172,12 @@ def plot() -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, algo, budget in ((axes[0], "dqn", 200_000), (axes[1], "ppo", 150_000)):
-        for path in sorted(RESULTS.glob(f"rl_{algo}_seed*.json")):
+        for path in sorted(RESULTS.glob(f"rl_{algo}_*seed*.json")):
             res = json.loads(path.read_text())
             xs = [p["steps"] for p in res["curve"]]
+            extra = ", lr decay" if res.get("lr_decay") else ""
             ax.plot(xs, [p["eval_mean"] for p in res["curve"]], marker="o", ms=3,
-                    label=f"seed {res['seed']} (final {res['final_mean']:.0f})")
+                    label=f"seed {res['seed']}{extra} (final {res['final_mean']:.0f})")
         ax.axhline(475, color="gray", ls="--", lw=1, label="target 475")
         ax.axvline(budget, color="gray", ls=":", lw=1)
         ax.set_title(f"{algo.upper()} on CartPole-v1: greedy return (20 episodes)")
@@ -188,7 +204,7 @@ def plot() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "spark", "compare", "plot"])
+    parser.add_argument("command", choices=["train", "spark", "compare", "summarize", "plot"])
     parser.add_argument("--algo", choices=["dqn", "ppo"], default="ppo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None)
@@ -209,6 +225,8 @@ def main() -> None:
         (args.out or RESULTS / f"rl_spark_w{args.workers}.json").write_text(json.dumps(result))
     elif args.command == "compare":
         compare(args.repeats, args.seed, args.steps or 51_200)
+    elif args.command == "summarize":
+        summarize()
     else:
         plot()
 
