@@ -142,8 +142,9 @@ def summarize() -> None:
     (RESULTS / "rl_spark_compare.json").write_text(json.dumps(summary, indent=1))
     for w in (1, 2):
         for x in runs[w]:
-            print(f"{w} worker(s): {x['steps_per_sec']:.0f} steps/s, {x['seconds']:.0f} s, final {x['final_mean']:.1f}, "
-                  f"phases {json.dumps({k: round(v, 1) for k, v in x['phases'].items()})}, load {x['loadavg']}")
+            print(f"{w} worker(s): {x['steps_per_sec']:.0f} steps/s, {x['seconds']:.0f} s, "
+                  f"final {x['final_mean']:.1f}, load {x['loadavg']}")
+            print("  phases (s):", {k: round(v, 1) for k, v in x["phases"].items()})
     print(f"SparkRollouts PPO: 1 worker {med[1]:.0f} steps/s, 2 workers {med[2]:.0f} steps/s, ratio "
           f"{med[2] / med[1]:.2f} (median of {n})")
 
