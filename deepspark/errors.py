@@ -47,11 +47,16 @@ class StorageError(DeepSparkError, OSError):
     """Reading or writing stats storage, checkpoints or exported data failed."""
 
 
+class EnvironmentStepError(DeepSparkError, RuntimeError):
+    """A reinforcement-learning environment raised in ``reset`` or ``step``; the message names the env and step."""
+
+
 __all__ = [
     "ConfigError",
     "DataError",
     "DeepSparkError",
     "DistributedTrainingError",
+    "EnvironmentStepError",
     "ModelFormatError",
     "StorageError",
 ]

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from deepspark.cli.rl_commands import add_rl_commands
 from deepspark.cli.tune_commands import add_tune_command
 from deepspark.cli.ui_commands import add_ui_commands, start_ui_process
 from deepspark.errors import DeepSparkError
@@ -323,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_evaluate)
     add_ui_commands(sub)
     add_tune_command(sub)
+    add_rl_commands(sub)
     return parser
 
 

@@ -60,6 +60,7 @@ def session_view(storage: StatsStorage, session_id: str | None = None, worker: s
         "score": [],
         "examples_per_sec": [],
         "minibatches_per_sec": [],
+        "episode_return": [],  # RL sessions (deepspark.rl.RLStatsListener); iteration = environment steps
     }
     lrs: dict[str, dict[str, list[Any]]] = {}
     ratios: dict[str, dict[str, list[Any]]] = {}
@@ -82,7 +83,7 @@ def session_view(storage: StatsStorage, session_id: str | None = None, worker: s
             n = len(overview["iteration"])
             overview["iteration"].append(r.iteration)
             overview["time"].append(r.timestamp)
-            for key in ("score", "examples_per_sec", "minibatches_per_sec"):
+            for key in ("score", "examples_per_sec", "minibatches_per_sec", "episode_return"):
                 overview[key].append(p.get(key))
             for layer, lr in (p.get("learning_rates") or {}).items():
                 _series_append(lrs, layer, "value", n, lr)

@@ -89,3 +89,17 @@ def test_cli_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         main(["fly"])
     assert info.value.code == 2
+
+
+def test_cli_rl_train_locally_with_stats_then_bad_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, db = tmp_path / "a2c.zip", tmp_path / "runs.db"
+    argv = ["rl", "train", "--env", "CartPole-v1", "--algo", "a2c", "--steps", "400", "--output", str(out),
+            "--stats", str(db), "--eval-episodes", "1"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert out.exists() and db.exists() and "a2c on CartPole-v1: mean return" in captured.out
+    assert "steps/s" in captured.err  # the progress bar
+    assert main(["rl", "train", "--env", "CartPol-v1", "--output", str(out)]) == 2
+    assert "close matches: CartPole-v1" in capsys.readouterr().err
+    assert main(["rl", "train", "--env", "Pendulum-v1", "--algo", "dqn", "--output", str(out)]) == 2
+    assert "DQN needs a discrete action space" in capsys.readouterr().err

@@ -99,6 +99,9 @@
       banner.className = "banner ok";
       banner.textContent = "✓ Training looks healthy: the score is falling and update:param ratios are in a normal range (about -4 to -2).";
     }
+    var returns = points(it, o.episode_return || []);  // RL sessions: mean return of each report's episodes
+    el("panel-returns").hidden = !returns.length;
+    if (returns.length) { lineChart("chart-returns", [line("mean episode return", returns, 0)], "environment steps", "return"); }
     lineChart("chart-score", [line("score", points(it, o.score), 0)], "iteration", "score");
     lineChart("chart-throughput", [line("examples/s", points(it, o.examples_per_sec), 2, { fill: false })], "iteration", "examples/s");
     var ratioSets = Object.keys(o.ratios).map(function (k, i) { return line(k, points(it, o.ratios[k].value), i); });
