@@ -39,6 +39,11 @@ class ModelFormatError(DeepSparkError, ValueError):
     """A model archive or config file is truncated, corrupted, hostile or of an unsupported version."""
 
 
+class ModelImportError(ModelFormatError):
+    """A model from another framework (a Keras ``.keras``/``.h5`` file) cannot be imported: an unsupported or
+    custom layer, code in the file (``Lambda``), weights that are missing or do not fit the architecture."""
+
+
 class DistributedTrainingError(DeepSparkError, RuntimeError):
     """Distributed training failed in a way Spark's retries could not recover."""
 
@@ -47,11 +52,18 @@ class StorageError(DeepSparkError, OSError):
     """Reading or writing stats storage, checkpoints or exported data failed."""
 
 
+class DownloadError(StorageError):
+    """A data set could not be downloaded or failed its checksum; the message names the URL and where to put
+    a manually downloaded copy."""
+
+
 __all__ = [
     "ConfigError",
     "DataError",
     "DeepSparkError",
     "DistributedTrainingError",
+    "DownloadError",
     "ModelFormatError",
+    "ModelImportError",
     "StorageError",
 ]
