@@ -222,7 +222,14 @@ def _build(keras: Any) -> dict[str, tuple[Any, Inputs]]:
         _normal((6, 4)),
     )
     models["embedding"] = (
-        Seq([Input((6,), dtype="int32"), L.Embedding(20, 4, mask_zero=True), L.LSTM(3), L.Dense(2, activation="softmax")]),
+        Seq(
+            [
+                Input((6,), dtype="int32"),
+                L.Embedding(20, 4, mask_zero=True),
+                L.LSTM(3),
+                L.Dense(2, activation="softmax"),
+            ]
+        ),
         _tokens(6, 20),
     )
     models["textcnn"] = (
