@@ -219,6 +219,8 @@ def _checked(ds: Any, spec: WeightSpec, where: str) -> np.ndarray:
                 f"{what} has shape {tuple(ds.shape)} in the file, but the layer's config implies {spec.shape}"
             )
         arr = np.asarray(ds[()], dtype=np.float32)
+    except ModelFormatError:
+        raise
     except (OSError, RuntimeError, ValueError, TypeError) as e:
         raise ModelFormatError(f"{what} cannot be read (damaged file?): {e}") from None
     if not np.isfinite(arr).all():
