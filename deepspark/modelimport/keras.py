@@ -14,14 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepspark.config.graph import GraphConfig
+from deepspark.config.graph import GraphConfig, LayerVertex
 from deepspark.config.input_types import InputType
 from deepspark.config.network import NetworkConfig
 from deepspark.errors import ModelImportError
 from deepspark.modelimport._assemble import (
     SUPPORTED_LAYERS,
     Assembly,
-    Placed,
     functional_config,
     keras_input_type,
     sequential_config,
@@ -158,22 +157,38 @@ def _load_weights(network: Network, asm: Assembly, store: WeightStore) -> None:
                     target.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
 
 
+def _kinds(config: NetworkConfig | GraphConfig) -> dict[str, str]:
+    """Class name of every named layer (sequential) or vertex (graph) of the final config."""
+    if isinstance(config, NetworkConfig):
+        return {layer.name or "": type(layer).__name__ for layer in config.layers}
+    return {
+        v.name: type(v.layer).__name__ if isinstance(v, LayerVertex) else type(v).__name__ for v in config.vertices
+    }
+
+
 def _rows(network: Network, asm: Assembly) -> tuple[ImportedLayer, ...]:
     compiled, index = _compiled(network)
+    config = network.config
+    kinds = _kinds(config) if isinstance(config, (NetworkConfig, GraphConfig)) else {}
     rows = [ImportedLayer(name, "InputLayer", ("input",), t.describe(), 0) for name, t in asm.input_types.items()]
+    seen: set[str] = set()
+
+    def params(names: list[str]) -> int:
+        return sum(int(p.numel()) for n in names if n in index for p in compiled[index[n]].parameters())
+
     for placed in asm.placed:
-        described = _described(placed)
-        params = sum(
-            int(p.numel()) for n in placed.names.values() if n in index for p in compiled[index[n]].parameters()
-        )
+        names = [placed.keras.name] if placed.converted.vertex is not None else list(placed.names.values())
+        seen.update(names)
         rows.append(
-            ImportedLayer(placed.keras.name, placed.keras.class_name, described, placed.output_type.describe(), params)
+            ImportedLayer(
+                placed.keras.name,
+                placed.keras.class_name,
+                tuple(kinds.get(n, "?") for n in names),
+                placed.output_type.describe(),
+                params(names),
+            )
         )
+    for name, kind in kinds.items():  # the loss heads the importer appended
+        if name not in seen:
+            rows.append(ImportedLayer(name, "(added)", (kind,), "", params([name])))
     return tuple(rows)
-
-
-def _described(placed: Placed) -> tuple[str, ...]:
-    conv = placed.converted
-    if conv.vertex is not None:
-        return (type(conv.vertex).__name__,)
-    return tuple(type(part.layer).__name__ for part in conv.parts)
