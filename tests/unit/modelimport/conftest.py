@@ -214,7 +214,7 @@ def _build(keras: Any) -> dict[str, tuple[Any, Inputs]]:
                 Input((6, 4)),
                 L.Bidirectional(L.SimpleRNN(3, activation="relu", return_sequences=True), merge_mode="ave"),
                 L.Bidirectional(L.LSTM(3, return_sequences=True), merge_mode="sum"),
-                L.Bidirectional(L.GRU(2, return_sequences=True), merge_mode="mul"),
+                L.Bidirectional(L.GRU(2, reset_after=False, return_sequences=True), merge_mode="mul"),
                 L.Bidirectional(L.LSTM(2)),
                 L.Dense(2, activation="softmax"),
             ]
