@@ -1,7 +1,7 @@
 """Where each data set is published, with the size and SHA-256 of every file.
 
-The checksums were taken from the publishers' file listings as mirrored by public dataset catalogues (they
-are the hashes of the exact files behind these URLs); deepspark refuses a download that does not match.
+Sizes and SHA-256 values are those recorded for these exact URLs by a public dataset catalogue (TensorFlow
+Datasets' checksum records of the publishers' files); deepspark refuses a download that does not match.
 The UCI synthetic control file has no published checksum: its hash is recorded on first download.
 """
 

@@ -130,7 +130,8 @@ def sequential_config(
     model: KerasModel, input_type: InputType, updater: Updater, training: Mapping[str, Any] | None, notes: Notes
 ) -> tuple[NetworkConfig, Assembly]:
     """A ``NetworkConfig`` for a Sequential model."""
-    asm = Assembly(input_types={"input": input_type})
+    input_name = next((k.name for k in model.layers if k.class_name == "InputLayer"), "input")
+    asm = Assembly(input_types={input_name: input_type})
     layers: list[Layer] = []
     inputs: list[InputType] = []
     t = input_type
