@@ -11,16 +11,13 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from deepspark.config.input_types import InputType
 from deepspark.data.readers import read_idx
 from deepspark.errors import DataError
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
 
 
 @dataclass(frozen=True)
@@ -43,15 +40,16 @@ class LabeledData:
 
     def to_spark(
         self,
-        spark: SparkSession,
+        spark: Any,
         *,
         features_col: str = "features",
         label_col: str = "label",
         num_partitions: int | None = None,
-    ) -> DataFrame:
+    ) -> Any:
         """A DataFrame with an ``array<float>`` features column (one flat row per example) and an int label.
 
-        Built through one Arrow table (no per-row Python objects).
+        Built through one Arrow table (no per-row Python objects); ``spark`` is a ``SparkSession``. Nothing
+        here imports pyspark: the session does the work.
         """
         import pyarrow as pa
 
