@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deepspark.spark.stats import PhaseTimer, TrainingStats
+from deepspark.spark.events import PhaseTimer
+from deepspark.spark.stats import TrainingStats
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

@@ -7,9 +7,7 @@ that a flat buffer can carry. Executor-side code is top-level functions bound to
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -17,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 import pyarrow as pa
 
-import deepspark.errors as errors
+from deepspark._failures import worker_error
 from deepspark.config._spec import suggest
-from deepspark.errors import ConfigError, DataError, DeepSparkError
+from deepspark.errors import ConfigError, DataError
 
 from ._arrow import (
     ColumnSpec,
@@ -464,43 +462,8 @@ def _merge_blocks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
         yield raw_block_batch({"batch": current}, n, _joined(xs), _joined(ys))
 
 
-_EXECUTOR_ERROR = re.compile(
-    r"deepspark\.errors\.(DataError|ConfigError|StorageError|ModelFormatError|DistributedTrainingError|DeepSparkError)"
-    r": (.+)"
-)
-
-
-def executor_error(exc: BaseException) -> DeepSparkError | None:
-    """The deepspark error a Spark job failure carries, rebuilt on the driver; None if it carries none.
-
-    A `DataError` raised inside ``mapInArrow`` reaches the driver as a ``PythonException`` (or a
-    ``Py4JJavaError``) whose text holds the worker's traceback; this finds its last deepspark error line.
-
-    Example:
-        >>> try:  # doctest: +SKIP
-        ...     blocks.count()
-        ... except Exception as e:
-        ...     raise (executor_error(e) or e) from e
-    """
-    matches = list(_EXECUTOR_ERROR.finditer(str(exc)))
-    if not matches:
-        return None
-    name, message = matches[-1].groups()
-    cls: type[DeepSparkError] = getattr(errors, name)
-    return cls(message.strip())
-
-
-@contextmanager
-def _executor_errors() -> Iterator[None]:
-    try:
-        yield
-    except DeepSparkError:
-        raise
-    except Exception as e:
-        translated = executor_error(e)
-        if translated is None:
-            raise
-        raise translated from e
+executor_error = worker_error
+"""The deepspark error a failed Spark job carries, rebuilt on the driver (``deepspark._failures.worker_error``)."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from deepspark._failures import spark_failures
 from deepspark.errors import ConfigError, DataError, StorageError
 
 from ._arrow import ColumnSpec, float_dtype
@@ -17,7 +18,6 @@ from .dataframe import (  # the pieces the export shares with to_blocks
     _MINIBATCH_SCHEMA,
     _SIDECAR,
     _arrow_safe,
-    _executor_errors,
     _merge_blocks,
     _partition_counts,
     _pieces_frame,
@@ -183,7 +183,7 @@ def export_minibatches(
     blocks = [(j * workers // n_batches, j * size, min((j + 1) * size, total)) for j in range(n_batches)]
     pieces = _pieces_frame(selected, renamed, dt, blocks, counts, workers, aliases)
     merged = pieces.sortWithinPartitions("block", "part").mapInArrow(_merge_blocks, _MINIBATCH_SCHEMA)
-    with _executor_errors():
+    with spark_failures("exporting minibatches"):
         merged.write.mode("overwrite").parquet(path)
     info = ExportInfo(path=path, spec=spec, batch_size=size, n_examples=total, n_batches=n_batches, dtype=dt.name)
     try:

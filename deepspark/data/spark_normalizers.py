@@ -80,7 +80,7 @@ def _summary(df: DataFrame, vec: Column, features: str) -> tuple[int, dict[str, 
     from pyspark.ml.stat import Summarizer
     from pyspark.sql import functions as F
 
-    from deepspark.spark._errors import is_spark_failure
+    from deepspark._failures import is_spark_failure
 
     summarizer = Summarizer.metrics("mean", "variance", "min", "max")
     try:

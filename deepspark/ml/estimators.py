@@ -34,9 +34,7 @@ FORMAT_VERSION = 1
 
 
 def _is_classifier(net: Network) -> bool:
-    from deepspark.spark._inference import _is_classifier as classifier_head
-
-    return classifier_head(net.heads[0])
+    return _transform.output_kind(net.heads[0]) == "class"
 
 
 class _DeepSparkEstimator(
@@ -249,14 +247,11 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
         net = self.network
         columns = {"prediction": self.getPredictionCol()}
         if _is_classifier(net):
-            kind: _transform.Kind = "class"
             wanted = (("probability", self.getProbabilityCol()), ("rawPrediction", self.getRawPredictionCol()))
             for key, value in wanted:
                 if value:
                     columns[key] = value
-        else:
-            kind = "scalar" if net.heads[0].n_out == 1 else "vector"
-        return _transform.transform(dataset, net, self.getFeaturesCol(), kind, columns, self.getBatchSize())
+        return _transform.transform(dataset, net, self.getFeaturesCol(), columns, self.getBatchSize())
 
     def write(self) -> MLWriter:
         """A writer of the stage folder (metadata JSON + ``model.zip``)."""

@@ -222,7 +222,7 @@ class NormalizerModel(Model, _Cols, MLReadable[Any], MLWritable):
         from pyspark.sql.pandas.functions import arrow_udf
 
         from deepspark.data.dataframe import _col
-        from deepspark.ml._transform import features_array, iterator_hints
+        from deepspark.spark._predict import features_column, iterator_hints
 
         column = self.getInputCol()
         if not self.isDefined(self.outputCol) or not self.getOutputCol():
@@ -231,7 +231,7 @@ class NormalizerModel(Model, _Cols, MLReadable[Any], MLWritable):
         if out_col in dataset.columns:
             raise DataError(f"outputCol {out_col!r} already exists in the DataFrame ({dataset.columns}); pick another")
         text = self.normalizer.to_json()
-        feats, _ = features_array(dataset, column, "float64")
+        feats, _ = features_column(dataset, column, "float64")
 
         def run(arrays: Iterator[pa.Array]) -> Iterator[pa.Array]:
             return normalize_arrays(text, column, arrays)

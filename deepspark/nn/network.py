@@ -488,14 +488,14 @@ class Network:
 
     def save(self, path: str | Path, *, save_updater: bool = True, normalizer: Any = None) -> None:
         """Write a model archive (config, params, optional updater state and normalizer, metadata)."""
-        from deepspark.io.model import save_network
+        from deepspark.nn.persist import save_network
 
         save_network(self, path, save_updater=save_updater, normalizer=normalizer)
 
     @staticmethod
     def load(path: str | Path) -> Network:
         """Read an archive written by ``save``; hostile or damaged files raise ``ModelFormatError``."""
-        from deepspark.io.model import load_network
+        from deepspark.nn.persist import load_network
 
         return load_network(path)
 

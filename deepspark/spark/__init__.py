@@ -5,6 +5,7 @@ Importing this package does not import pyspark; the functions that need it impor
 
 from __future__ import annotations
 
+from deepspark._failures import spark_failures as typed_errors
 from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
 from deepspark.spark.network import SparkNetwork
 from deepspark.spark.session import local_spark
@@ -20,4 +21,5 @@ __all__ = [
     "TargetSparsity",
     "TrainingMaster",
     "local_spark",
+    "typed_errors",
 ]

@@ -8,23 +8,23 @@ nothing collected to the driver except per-partition metric state (as JSON) or l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from deepspark._failures import spark_failures
 from deepspark.errors import DataError, DeepSparkError
 from deepspark.nn.functional import CLASSIFICATION_LOSSES
-from deepspark.spark._errors import is_spark_failure, raise_from_spark
+from deepspark.spark._executor import ModelShipment, load_model, normalizer, ship
+from deepspark.spark._predict import output_kind, prediction_struct
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.broadcast import Broadcast
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
@@ -32,30 +32,16 @@ if TYPE_CHECKING:
     from deepspark.data._arrow import ColumnSpec, LabelKind
     from deepspark.data.dataset import DataSet
     from deepspark.nn import Network
-    from deepspark.nn.model import Head
-
-OutputKind = Literal["class", "vector", "scalar"]
-T = TypeVar("T")
-
-_NETWORKS: dict[str, tuple[Network, str]] = {}  # config hash -> (network, params_key of the params it holds)
-_NORMALIZERS: dict[str, Any] = {}  # normalizer JSON hash -> normalizer
-_CACHE_SIZE = 2  # models kept per Python worker: enough for predict-while-evaluating, bounded memory
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InferenceTask:
-    """Everything an executor needs besides the parameters (which travel as one broadcast of bytes)."""
+    """Everything an executor needs to evaluate or score (the parameters travel in ``model``'s broadcast)."""
 
-    config_json: str
-    graph: bool
-    params_dtype: str
-    params_key: str  # unique per call: tasks of one call in one Python worker set the parameters once
+    model: ModelShipment
     columns: ColumnSpec
-    normalizer_json: str | None = None
     batch_size: int = 1024
-    output_col: str = "prediction"
-    output_kind: OutputKind = "vector"
-    probabilities_col: str | None = None
+    output_col: str = "score"
     evaluations_json: tuple[str, ...] = ()
     key_col: str | None = None
     include_regularization: bool = False
@@ -64,52 +50,8 @@ class InferenceTask:
 # ----------------------------------------------------------------------------------------- executor side
 
 
-def _key(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
-    while len(cache) >= _CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = value
-
-
-def load_network(task: InferenceTask, params_bc: Broadcast[bytes]) -> Network:
-    """The compiled network for ``task.config_json`` (cached per Python worker) holding the broadcast params."""
-
-    key = _key(task.config_json)
-    cached = _NETWORKS.get(key)
-    if cached is None:
-        from deepspark.config.graph import GraphConfig
-        from deepspark.config.network import NetworkConfig
-        from deepspark.nn import Network
-
-        config = GraphConfig.from_json(task.config_json) if task.graph else NetworkConfig.from_json(task.config_json)
-        cached = (Network(config), "")
-    net, loaded = cached
-    if loaded != task.params_key:  # a new call: take its parameters (later tasks of the call reuse them)
-        params = np.frombuffer(params_bc.value, dtype=np.dtype(task.params_dtype))
-        net.set_params(params)  # read-only broadcast bytes: set_params copies them once
-    _NETWORKS.pop(key, None)
-    _remember(_NETWORKS, key, (net, task.params_key))
-    return net
-
-
-def _normalizer(task: InferenceTask) -> Any:
-    if task.normalizer_json is None:
-        return None
-    key = _key(task.normalizer_json)
-    norm = _NORMALIZERS.get(key)
-    if norm is None:
-        from deepspark.data import normalizer_from_json
-
-        norm = normalizer_from_json(task.normalizer_json)
-        _remember(_NORMALIZERS, key, norm)
-    return norm
-
-
 def _float_dtype(task: InferenceTask) -> type[np.floating[Any]]:
-    return np.float64 if task.params_dtype == "float64" else np.float32
+    return np.float64 if task.model.dtype == "float64" else np.float32
 
 
 def _where() -> str:
@@ -125,7 +67,7 @@ def _arrays(task: InferenceTask, batch: pa.RecordBatch, row_offset: int) -> tupl
     from deepspark.data._arrow import record_batch_to_arrays
 
     x, y, _ = record_batch_to_arrays(batch, task.columns, _float_dtype(task), where=_where(), row_offset=row_offset)
-    norm = _normalizer(task)
+    norm = normalizer(task.model.normalizer_json)
     if norm is not None:
         from deepspark.data.spark_normalizers import apply_normalizer
 
@@ -140,71 +82,15 @@ def _sequences(task: InferenceTask, x: np.ndarray, y: np.ndarray | None) -> Data
     return unpack(task.columns, x, y)
 
 
-def _first_output(out: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    return out[0] if isinstance(out, list) else out
-
-
-def _float_list_column(values: np.ndarray) -> pa.Array:
-    """An Arrow ``list<float>`` column (Spark's ``array<float>``) from a 2-D array, without per-row Python."""
-    import pyarrow as pa
-
-    n, width = values.shape
-    offsets = np.arange(0, n * width + 1, width, dtype=np.int32)
-    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
-    return pa.ListArray.from_arrays(pa.array(offsets), flat)
-
-
-def prediction_columns(task: InferenceTask, out: np.ndarray) -> list[pa.Array]:
-    """The columns ``predict`` appends for a batch of network outputs (prediction, then probabilities)."""
-    import pyarrow as pa
-
-    out = out.reshape(out.shape[0], -1)
-    if task.output_kind == "class":
-        cols = [pa.array(np.argmax(out, axis=1).astype(np.float64))]  # first maximum, as Evaluation
-    elif task.output_kind == "scalar":
-        cols = [pa.array(out[:, 0].astype(np.float64))]
-    else:
-        cols = [_float_list_column(out)]
-    if task.probabilities_col is not None:
-        cols.append(_float_list_column(out))
-    return cols
-
-
-def predict_batches(
-    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
-) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body of ``predict``: each incoming batch comes back whole with the prediction columns appended."""
-    import pyarrow as pa
-
-    net = load_network(task, params_bc)
-    names = [task.output_col] + ([task.probabilities_col] if task.probabilities_col is not None else [])
-    width = net.heads[0].n_out
-    rows = 0
-    for batch in batches:
-        if batch.num_rows == 0:
-            out = np.zeros((0, width), dtype=np.float32)
-        else:
-            x, _ = _arrays(task, batch, rows)
-            if task.columns.feature_kind == "sequence":
-                seq = _sequences(task, x, None)
-                output = net.output(seq.features, batch_size=task.batch_size, features_mask=seq.features_mask)
-                out = _first_output(output)
-            else:
-                out = _first_output(net.output(x, batch_size=task.batch_size))
-            rows += batch.num_rows
-        cols = prediction_columns(task, out)
-        yield pa.RecordBatch.from_arrays([*batch.columns, *cols], names=[*batch.schema.names, *names])
-
-
 def evaluate_batches(
-    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
+    task: InferenceTask, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow body of ``evaluate``: one row per non-empty partition, its evaluations as a JSON list."""
     import pyarrow as pa
 
     from deepspark.eval import from_json
 
-    net = load_network(task, params_bc)
+    net = load_model(task.model)
     evaluations = [from_json(text) for text in task.evaluations_json]
     rows = 0
     for batch in batches:
@@ -222,12 +108,12 @@ def evaluate_batches(
 
 
 def score_batches(
-    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
+    task: InferenceTask, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow body of ``score``: one row per non-empty partition, (sum of batch score x rows, rows)."""
     import pyarrow as pa
 
-    net = load_network(task, params_bc)
+    net = load_model(task.model)
     total, rows = 0.0, 0
     for batch in batches:
         if batch.num_rows == 0:
@@ -272,12 +158,12 @@ def example_losses(net: Network, task: InferenceTask, x: np.ndarray, y: np.ndarr
 
 
 def score_examples_batches(
-    task: InferenceTask, params_bc: Broadcast[bytes], batches: Iterator[pa.RecordBatch]
+    task: InferenceTask, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow body of ``score_examples``: the key column of each batch and the loss of each row."""
     import pyarrow as pa
 
-    net = load_network(task, params_bc)
+    net = load_model(task.model)
     key_col = cast(str, task.key_col)
     rows = 0
     for batch in batches:
@@ -311,10 +197,6 @@ def _first_field(row: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------- driver side
-
-
-def _is_classifier(head: Head) -> bool:
-    return head.n_out > 1 and (head.loss in CLASSIFICATION_LOSSES or head.activation == "softmax")
 
 
 def _check_network(net: Network, what: str, per_example: bool) -> None:
@@ -423,24 +305,10 @@ def _check_batch_size(batch_size: int) -> None:
         raise DataError(f"batch_size: expected a positive int, got {batch_size!r}")
 
 
-def _ship(df: DataFrame, net: Network, spec: ColumnSpec, batch_size: int, **fields: Any) -> tuple[InferenceTask, Any]:
-    """The task spec and ONE broadcast of the flat parameters (bytes in the network's dtype) for a call."""
-    from deepspark.config.graph import GraphConfig
-
-    config = net.config
-    normalizer = net.normalizer
-    params = net.params()
-    task = InferenceTask(
-        config_json=cast(Any, config).to_json(indent=None),
-        graph=isinstance(config, GraphConfig),
-        params_dtype=str(params.dtype),
-        params_key=uuid.uuid4().hex,
-        columns=spec,
-        normalizer_json=None if normalizer is None else normalizer.to_json(),
-        batch_size=batch_size,
-        **fields,
-    )
-    return task, df.sparkSession.sparkContext.broadcast(params.tobytes())
+def _task(df: DataFrame, net: Network, spec: ColumnSpec, batch_size: int, **fields: Any) -> InferenceTask:
+    """The task spec of one call, with ONE broadcast of the flat parameters."""
+    model = ship(df.sparkSession.sparkContext, net, with_updater=False, key=uuid.uuid4().hex)
+    return InferenceTask(model=model, columns=spec, batch_size=batch_size, **fields)
 
 
 def _new_columns(df: DataFrame, *names: str | None) -> None:
@@ -466,8 +334,8 @@ def predict(
     Rows, their order within partitions and every input column are kept. The prediction is the class
     index (a double, as Spark ML) for classifiers (softmax / multi-class cross-entropy heads), else the
     output vector as ``array<float>``, or a double when the network emits one value. The result is lazy:
-    errors raised on the executors (NaN features, say) surface at the action; pass them through
-    ``deepspark.spark._errors.raise_from_spark`` to get the ``DataError``.
+    errors raised on the executors (NaN features, say) surface at the action; run the action inside
+    ``deepspark.spark.typed_errors()`` to get the ``DataError``.
 
     Args:
         df: Input rows.
@@ -486,22 +354,30 @@ def predict(
     Example:
         >>> predict(df, net, "features", probabilities_col="probability").show()  # doctest: +SKIP
     """
-    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
+    from pyspark.sql import functions as F
 
     _check_network(net, "predict", per_example=True)
     _check_batch_size(batch_size)
     _new_columns(df, output_col, probabilities_col)
-    spec = _resolve(df, net, features_col, None, scan=False)  # lazy: widths are checked per batch on executors
-    head = net.heads[0]
-    kind: OutputKind = "class" if _is_classifier(head) else ("scalar" if head.n_out == 1 else "vector")
-    vector = ArrayType(FloatType())
-    fields = [*df.schema.fields, StructField(output_col, vector if kind == "vector" else DoubleType())]
-    if probabilities_col is not None:
-        fields.append(StructField(probabilities_col, vector))
-    task, params_bc = _ship(
-        df, net, spec, batch_size, output_col=output_col, output_kind=kind, probabilities_col=probabilities_col
+    sequence = None
+    if _input_type(net).form == "recurrent":
+        sequence = _resolve_sequences(df, net, features_col, None, scan=False)
+    struct, _ = prediction_struct(
+        df,
+        net,
+        features_col,
+        probability=probabilities_col is not None,
+        raw=False,
+        batch_size=batch_size,
+        element="float",
+        sequence=sequence,
     )
-    return df.mapInArrow(partial(predict_batches, task, params_bc), StructType(fields))
+    tmp = f"__deepspark_{uuid.uuid4().hex}"
+    columns = [F.col("`" + c.replace("`", "``") + "`") for c in df.columns]
+    out = [F.col(tmp)["prediction"].alias(output_col)]
+    if probabilities_col is not None:
+        out.append(F.col(tmp)["probability"].alias(probabilities_col))
+    return df.withColumn(tmp, struct).select(*columns, *out)
 
 
 def default_evaluations(net: Network) -> list[Any]:
@@ -509,21 +385,11 @@ def default_evaluations(net: Network) -> list[Any]:
     from deepspark.eval import Evaluation, EvaluationBinary, RegressionEvaluation
 
     head = net.heads[0]
-    if _is_classifier(head):
+    if output_kind(head) == "class":
         return [Evaluation(n_classes=head.n_out)]
     if head.loss == "xent" and head.activation == "sigmoid":
         return [Evaluation(n_classes=2)] if head.n_out == 1 else [EvaluationBinary(n_columns=head.n_out)]
     return [RegressionEvaluation(n_columns=head.n_out)]
-
-
-def _run(what: str, action: Callable[[], T]) -> T:
-    """Run a Spark action, turning executor failures into ``DataError`` / ``DistributedTrainingError``."""
-    try:
-        return action()
-    except Exception as e:
-        if is_spark_failure(e):
-            raise_from_spark(e, what)
-        raise
 
 
 def evaluate(
@@ -575,19 +441,17 @@ def evaluate(
                 "(every partition starts from a copy)"
             )
     spec = _resolve(df, net, features_col, label_col)
-    task, params_bc = _ship(df, net, spec, batch_size, evaluations_json=tuple(e.to_json() for e in evals))
+    task = _task(df, net, spec, batch_size, evaluations_json=tuple(e.to_json() for e in evals))
     try:
         rows = (
             _needed(df, spec)
-            .mapInArrow(partial(evaluate_batches, task, params_bc), "evaluations string")
+            .mapInArrow(partial(evaluate_batches, task), "evaluations string")
             .rdd.map(_first_field)
         )
-        merged = _run(
-            "evaluate",
-            lambda: rows.treeAggregate(None, merge_evaluations_json, merge_evaluations_json, depth=aggregation_depth),
-        )
+        with spark_failures("evaluate"):
+            merged = rows.treeAggregate(None, merge_evaluations_json, merge_evaluations_json, depth=aggregation_depth)
     finally:
-        params_bc.unpersist()
+        task.model.unpersist()
     if merged is not None:
         from deepspark.eval import from_dict
 
@@ -616,12 +480,13 @@ def score(
     _check_network(net, "score", per_example=False)
     _check_batch_size(batch_size)
     spec = _resolve(df, net, features_col, label_col)
-    task, params_bc = _ship(df, net, spec, batch_size)
+    task = _task(df, net, spec, batch_size)
     try:
-        parts = _needed(df, spec).mapInArrow(partial(score_batches, task, params_bc), "loss_sum double, count long")
-        row = _run("score", lambda: parts.groupBy().sum("loss_sum", "count").collect()[0])
+        parts = _needed(df, spec).mapInArrow(partial(score_batches, task), "loss_sum double, count long")
+        with spark_failures("score"):
+            row = parts.groupBy().sum("loss_sum", "count").collect()[0]
     finally:
-        params_bc.unpersist()
+        task.model.unpersist()
     count = row[1]
     if not count:
         raise DataError("score: the DataFrame has no rows")
@@ -668,10 +533,10 @@ def score_examples(
     if output_col == key_col:
         raise DataError(f"output_col and key_col are both {key_col!r}; choose another output_col")
     schema: StructType = StructType([df.schema[key_col], StructField(output_col, DoubleType())])
-    task, params_bc = _ship(
+    task = _task(
         df, net, spec, batch_size, output_col=output_col, key_col=key_col, include_regularization=include_regularization
     )
-    return _needed(df, spec).mapInArrow(partial(score_examples_batches, task, params_bc), schema)
+    return _needed(df, spec).mapInArrow(partial(score_examples_batches, task), schema)
 
 
 __all__ = [
@@ -680,11 +545,8 @@ __all__ = [
     "evaluate",
     "evaluate_batches",
     "example_losses",
-    "load_network",
     "merge_evaluations_json",
     "predict",
-    "predict_batches",
-    "prediction_columns",
     "score",
     "score_batches",
     "score_examples",

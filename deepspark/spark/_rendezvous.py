@@ -44,6 +44,19 @@ class DriverStore:
         )
         self._socket.detach()  # the store owns the descriptor now and closes it when it is dropped
 
+    def check(self, keys: list[str]) -> bool:
+        """Whether every key has been set (does not wait)."""
+        return bool(self._store.check(keys))
+
+    def set(self, key: str, value: bytes) -> None:
+        self._store.set(key, value)
+
+    def take(self, key: str) -> bytes:
+        """The value of a key that is set, removed from the store (epoch states are read once)."""
+        value = bytes(self._store.get(key))
+        self._store.delete_key(key)
+        return value
+
     def close(self) -> None:
         """Stop serving (the store's server closes the listening socket)."""
         self._store = None

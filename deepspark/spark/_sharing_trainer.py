@@ -3,8 +3,6 @@ threshold-encoded updates, and the bookkeeping at the end of a stage. Runs insid
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from typing import Any
 
@@ -12,37 +10,11 @@ import numpy as np
 
 from deepspark.errors import DistributedTrainingError
 from deepspark.spark._encoding import ThresholdCodec
+from deepspark.spark.events import PhaseTimer
 from deepspark.spark.masters import GradientSharing
-from deepspark.spark.stats import PhaseEvent
 from deepspark.spark.thresholds import TargetSparsity
 
 _CODECS: dict[int, ThresholdCodec] = {}  # parameter count -> codec, reused while the Python worker lives
-
-
-class Recorder:
-    """Collects this rank's phase events (a no-op unless ``collect``)."""
-
-    def __init__(self, collect: bool, rank: int, attempt: int = 0) -> None:
-        self.collect, self.rank, self.attempt = collect, rank, attempt
-        self.host, self.pid = socket.gethostname(), os.getpid()
-        self.events: list[PhaseEvent] = []
-
-    def __call__(self, phase: str, start: float, step: int, **detail: Any) -> None:
-        if self.collect:
-            self.events.append(
-                PhaseEvent(
-                    phase=phase,
-                    side="worker",
-                    worker=self.rank,
-                    host=self.host,
-                    pid=self.pid,
-                    start=start,
-                    duration=time.time() - start,
-                    round=step,
-                    attempt=self.attempt,
-                    detail=detail,
-                )
-            )
 
 
 class Trainer:
@@ -51,7 +23,7 @@ class Trainer:
     Call ``step`` once per minibatch on every rank (same count everywhere), then ``finish`` once.
     """
 
-    def __init__(self, net: Any, master: GradientSharing, world: int, tau: float | None, record: Recorder) -> None:
+    def __init__(self, net: Any, master: GradientSharing, world: int, tau: float | None, record: PhaseTimer) -> None:
         import torch
 
         self.net, self.master, self.world, self.record = net, master, world, record
@@ -88,6 +60,15 @@ class Trainer:
         t = torch.tensor([value], dtype=torch.int64)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t[0])
+
+    def train_epoch(self, feeder: Any, longest: int) -> None:
+        """One epoch: every rank runs ``ceil(longest / batch)`` steps, a shorter block wrapping around."""
+        for batch, size in feeder.batches(0, feeder.batches_in(longest), longest=longest):
+            self.step(batch, size)
+
+    def state(self) -> dict[str, float]:
+        """What a relaunched stage needs besides the parameters: the threshold (the residual was flushed)."""
+        return {"tau": self.tau}
 
     def close(self) -> None:
         """Remove the backward hooks (the network stays cached in the Python worker for the next stage)."""

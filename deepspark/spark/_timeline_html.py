@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from deepspark.spark.stats import DRIVER_PHASES, PHASE_FIT, WORKER_PHASES, PhaseEvent, TrainingStats
+from deepspark.spark.events import DRIVER_PHASES, PHASE_FIT, WORKER_PHASES, PhaseEvent
+from deepspark.spark.stats import TrainingStats
 
 if TYPE_CHECKING:
     from deepspark.spark.advice import Finding

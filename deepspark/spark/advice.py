@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from deepspark.spark.stats import (
+from deepspark.spark.events import (
     PHASE_AGGREGATE,
     PHASE_BROADCAST,
     PHASE_COMPUTE,
@@ -18,8 +18,8 @@ from deepspark.spark.stats import (
     PHASE_MAP,
     PHASE_MODEL_INIT,
     PHASE_PROCESS_PARAMS,
-    TrainingStats,
 )
+from deepspark.spark.stats import TrainingStats
 
 # Driver overhead per round (broadcast + aggregate + process_params + Spark scheduling) over the
 # time one worker fits per round: above this, workers mostly wait for the driver.

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from deepspark.nn import Network
-    from deepspark.spark.stats import PhaseEvent, TrainingStats
+    from deepspark.spark.events import PhaseEvent
+    from deepspark.spark.stats import TrainingStats
 
 log = logging.getLogger("deepspark")
 

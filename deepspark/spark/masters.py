@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from deepspark.config._spec import Spec, check, check_positive, register
+from deepspark.errors import ConfigError
 from deepspark.spark.thresholds import AdaptiveThreshold, ResidualClipping, ThresholdAlgorithm
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from deepspark.nn import Network
+    from deepspark.spark._driver import FitContext
+    from deepspark.spark._prepare import PreparedData
+    from deepspark.spark.events import PhaseTimer
 
 STORAGE_LEVELS = (
     "MEMORY_ONLY",
@@ -22,27 +31,81 @@ STORAGE_LEVELS = (
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingMaster(Spec):
-    """Base of the training masters."""
+    """Base of the training masters: the settings every master shares, and the protocol ``SparkNetwork.fit``
+    drives (``prepare`` the data once, then ``train`` in a ``FitContext``).
+
+    Attributes:
+        batch_size_per_worker: examples per minibatch on each worker.
+        num_workers: workers (partitions, ranks) trained in parallel; None = Spark's default parallelism.
+        worker_prefetch: minibatches a worker slices ahead on a thread while torch computes; 0 turns it off.
+        storage_level: Spark storage level of the cached training blocks.
+        collect_training_stats: record phase timings (see ``SparkNetwork.training_stats``).
+        seed: seed of the per-epoch shuffles on the workers.
+    """
 
     kind = "training master"
+
+    batch_size_per_worker: int = 16
+    num_workers: int | None = None
+    worker_prefetch: int = 2
+    storage_level: str = "MEMORY_AND_DISK"
+    collect_training_stats: bool = False
+    seed: int = 0
+
+    def _validate(self) -> None:
+        check_positive(self, "batch_size_per_worker", "num_workers")
+        check(self.worker_prefetch >= 0, "worker_prefetch", f"expected an int >= 0, got {self.worker_prefetch}")
+        check(
+            self.storage_level in STORAGE_LEVELS,
+            "storage_level",
+            f"unknown storage level {self.storage_level!r}; valid: {', '.join(STORAGE_LEVELS)}",
+        )
+
+    def block_strategy(self, partitions: int, workers: int) -> Literal["balanced", "spark_default", "keep"]:
+        """How ``prepare`` lays the data out over ``workers`` given the input's ``partitions``."""
+        return "balanced"
+
+    def check(self) -> None:
+        """Refuse settings this build cannot run, before any data is converted (default: nothing to refuse)."""
+
+    def prepare(
+        self,
+        spark: SparkSession,
+        data: DataFrame | str,
+        net: Network,
+        features_col: Any,
+        label_col: str,
+        workers: int,
+        timer: PhaseTimer,
+    ) -> PreparedData:
+        """Convert the training data once per fit into cached per-worker blocks (an export path is read as is)."""
+        from deepspark.spark import _prepare
+
+        if isinstance(data, str):
+            return _prepare.prepare_exported(spark, data, net, self, workers, timer)
+        return _prepare.prepare(data, net, self, features_col, label_col, workers, timer)
+
+    def train(self, ctx: FitContext) -> None:
+        """Train ``ctx.epochs`` epochs on ``ctx.data``, keeping ``ctx.net`` at the last finished round."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement train")
 
 
 @register("parameter_averaging")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ParameterAveraging(TrainingMaster):
-    """DL4J's synchronous parameter averaging, with Spark as the only transport.
+    """DL4J's synchronous parameter averaging: fit ``averaging_frequency`` minibatches, average, repeat.
 
-    Each round the driver broadcasts the flat parameters (and updater state), each of ``num_workers``
-    partitions fits ``averaging_frequency`` minibatches of ``batch_size_per_worker`` examples, a
-    ``treeAggregate`` sums the results and the driver averages them. Worker tasks are pure functions of
-    (broadcast, partition, seed), so Spark's task retry recovers a lost executor without changing the result.
+    Each of ``num_workers`` workers fits ``averaging_frequency`` minibatches of ``batch_size_per_worker``
+    examples of its own partition; then the parameters (and updater state) become the mean over the workers.
+    ``transport="collective"`` (default) averages with all-reduces inside one Spark barrier stage that trains
+    the whole fit: no Spark job per round. ``transport="spark"`` runs one Spark job per round (broadcast,
+    fit, ``treeAggregate``): it needs no barrier mode, and Spark retries a failed task by itself. Both give
+    the same parameters.
 
     Attributes:
-        batch_size_per_worker: examples per minibatch on each worker.
         averaging_frequency: minibatches each worker fits between two averagings. Higher means less
-            driver overhead per example and more drift between workers.
-        num_workers: partitions trained in parallel; None = Spark's default parallelism.
-        worker_prefetch: minibatches a worker slices ahead on a thread while torch computes; 0 turns it off.
+            communication per example and more drift between workers.
+        transport: ``collective`` or ``spark`` (see above).
         save_updater: average the updater state (e.g. Adam's moments) too, instead of resetting it.
         repartition: when to repartition the data into ``num_workers`` partitions.
         repartition_strategy: ``balanced`` gives every worker N // W or N // W + 1 examples exactly;
@@ -51,10 +114,11 @@ class ParameterAveraging(TrainingMaster):
             minibatches to Parquet under ``export_dir`` first and trains from them.
         export_dir: where ``approach="export"`` writes (removed after fit unless ``keep_export``).
         keep_export: keep the exported minibatches after fit.
-        storage_level: Spark storage level of the cached training blocks.
-        aggregation_depth: depth of the ``treeAggregate`` of worker results.
-        collect_training_stats: record phase timings (see ``SparkNetwork.training_stats``).
-        seed: seed of the per-epoch shuffles on the workers.
+        aggregation_depth: depth of the ``treeAggregate`` of worker results (``transport="spark"``).
+        epochs_per_stage: ``transport="collective"``: epochs one barrier stage trains; None (default) = the
+            whole fit in one stage. The driver gets each epoch's state either way.
+        collective_timeout: seconds a rendezvous or collective may wait for a peer before the stage fails.
+        backend: ``auto`` or ``gloo`` (``nccl`` is refused while ``Network`` computes on the CPU only).
 
     Example:
         >>> master = ParameterAveraging(batch_size_per_worker=32, averaging_frequency=5)
@@ -62,29 +126,41 @@ class ParameterAveraging(TrainingMaster):
         True
     """
 
-    batch_size_per_worker: int = 16
     averaging_frequency: int = 5
-    num_workers: int | None = None
-    worker_prefetch: int = 2
+    transport: Literal["collective", "spark"] = "collective"
     save_updater: bool = True
     repartition: Literal["always", "never", "num_partitions_differs"] = "always"
     repartition_strategy: Literal["balanced", "spark_default"] = "balanced"
     approach: Literal["direct", "export"] = "direct"
     export_dir: str | None = None
     keep_export: bool = False
-    storage_level: str = "MEMORY_AND_DISK"
     aggregation_depth: int = 2
-    collect_training_stats: bool = False
-    seed: int = 0
+    epochs_per_stage: int | None = None
+    collective_timeout: float = 30.0
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
 
     def _validate(self) -> None:
-        check_positive(self, "batch_size_per_worker", "averaging_frequency", "num_workers", "aggregation_depth")
-        check(self.worker_prefetch >= 0, "worker_prefetch", f"expected an int >= 0, got {self.worker_prefetch}")
-        check(
-            self.storage_level in STORAGE_LEVELS,
-            "storage_level",
-            f"unknown storage level {self.storage_level!r}; valid: {', '.join(STORAGE_LEVELS)}",
-        )
+        TrainingMaster._validate(self)
+        check_positive(self, "averaging_frequency", "aggregation_depth", "epochs_per_stage", "collective_timeout")
+
+    def block_strategy(self, partitions: int, workers: int) -> Literal["balanced", "spark_default", "keep"]:
+        if self.repartition == "never" or (self.repartition == "num_partitions_differs" and partitions == workers):
+            return "keep"
+        return self.repartition_strategy
+
+    def check(self) -> None:
+        _refuse_nccl(self.backend)
+
+    def train(self, ctx: FitContext) -> None:
+        from deepspark.spark import _averaging
+
+        _averaging.train(self, ctx)
+
+    def stage_trainer(self, net: Any, world: int, state: dict[str, float], timer: PhaseTimer) -> Any:
+        """The collective transport's per-rank trainer (executor side)."""
+        from deepspark.spark._averaging_worker import AveragingTrainer
+
+        return AveragingTrainer(net, self, world, state, timer)
 
 
 @register("gradient_sharing")
@@ -92,38 +168,29 @@ class ParameterAveraging(TrainingMaster):
 class GradientSharing(TrainingMaster):
     """DL4J's SharedTrainingMaster: peers exchange threshold-encoded updates over torch.distributed.
 
-    Training runs as Spark barrier stages, one per ``epochs_per_stage`` epochs: the ``num_workers`` tasks start
-    together, join one
-    gloo process group through a store the driver hosts, and
-    train in lockstep. Each step a worker adds its update to a residual and sends only the elements with
+    Training runs as one Spark barrier stage (or one per ``epochs_per_stage`` epochs): the ``num_workers``
+    tasks start together, join one gloo process group through a store the driver hosts, and train in
+    lockstep. Each step a worker adds its update to a residual and sends only the elements with
     ``|r| >= tau`` as ``±tau`` (sparse indices, or a 2-bit bitmap when that is smaller); every worker applies
     the sum of all peers' messages, so the replicas stay identical. ``encoding="dense"`` all-reduces the
-    gradients instead (what DDP does): the baseline threshold encoding must beat on bytes.
+    gradients instead (what DDP does), overlapped with backward.
 
-    Nothing is shipped per step through Spark; the driver gets the parameters back at the end of each stage,
-    which is also where a failed stage restarts from (relaunched up to ``spark.stage.maxConsecutiveAttempts``
-    times).
+    Nothing is shipped per step through Spark. After every epoch the ranks publish the state to the driver
+    (checkpoints, listeners, and the restart point of a failed stage, relaunched up to
+    ``spark.stage.maxConsecutiveAttempts`` times) without ending the stage.
 
     Attributes:
-        batch_size_per_worker: examples per minibatch on each worker.
-        num_workers: barrier tasks (ranks); None = Spark's default parallelism.
         encoding: ``threshold`` (default) or ``dense``.
         threshold_algorithm: how tau moves (``AdaptiveThreshold``, ``FixedThreshold``, ``TargetSparsity``).
         residual_post_processor: ``ResidualClipping`` (default) or None.
         staleness: 0 = synchronous; 1 = apply the peers' updates one step late, so the exchange of step t
             overlaps the compute of step t + 1.
-        epochs_per_stage: epochs one barrier stage trains. 1 (default) gives the driver the state after every
-            epoch (checkpoints, listeners, the restart point of a failed stage); more saves the per-stage
-            cost (a Spark job, the broadcast, re-reading the cached partitions: ~0.2 s here) per epoch.
-        worker_prefetch: minibatches sliced ahead on a thread while torch computes; 0 turns it off.
+        epochs_per_stage: epochs one barrier stage trains; None (default) = the whole fit in one stage.
         repartition: ``always`` balances the data into ``num_workers`` partitions; ``never`` keeps the
             DataFrame's partitions (their number must equal ``num_workers``).
-        storage_level: Spark storage level of the cached training blocks.
         collective_timeout: seconds any rendezvous or collective may wait for a peer before the stage fails
             (a dead or stuck peer fails every rank within this bound, never a hang).
         backend: ``auto`` or ``gloo``; ``nccl`` is refused while ``Network`` computes on the CPU only.
-        collect_training_stats: record per-step phase timings, bytes, sparsity and tau.
-        seed: seed of the per-epoch shuffles on the workers.
 
     Example:
         >>> master = GradientSharing(batch_size_per_worker=32, num_workers=2)
@@ -131,27 +198,41 @@ class GradientSharing(TrainingMaster):
         True
     """
 
-    batch_size_per_worker: int = 16
-    num_workers: int | None = None
     encoding: Literal["threshold", "dense"] = "threshold"
     threshold_algorithm: ThresholdAlgorithm = field(default_factory=AdaptiveThreshold)
     residual_post_processor: ResidualClipping | None = field(default_factory=ResidualClipping)
     staleness: int = 0
-    epochs_per_stage: int = 1
-    worker_prefetch: int = 2
+    epochs_per_stage: int | None = None
     repartition: Literal["always", "never"] = "always"
-    storage_level: str = "MEMORY_AND_DISK"
     collective_timeout: float = 30.0
     backend: Literal["auto", "gloo", "nccl"] = "auto"
-    collect_training_stats: bool = False
-    seed: int = 0
 
     def _validate(self) -> None:
-        check_positive(self, "batch_size_per_worker", "num_workers", "collective_timeout", "epochs_per_stage")
+        TrainingMaster._validate(self)
+        check_positive(self, "collective_timeout", "epochs_per_stage")
         check(self.staleness in (0, 1), "staleness", f"expected 0 or 1, got {self.staleness}")
-        check(self.worker_prefetch >= 0, "worker_prefetch", f"expected an int >= 0, got {self.worker_prefetch}")
-        check(
-            self.storage_level in STORAGE_LEVELS,
-            "storage_level",
-            f"unknown storage level {self.storage_level!r}; valid: {', '.join(STORAGE_LEVELS)}",
+
+    def block_strategy(self, partitions: int, workers: int) -> Literal["balanced", "spark_default", "keep"]:
+        return "keep" if self.repartition == "never" else "balanced"
+
+    def check(self) -> None:
+        _refuse_nccl(self.backend)
+
+    def train(self, ctx: FitContext) -> None:
+        from deepspark.spark import _sharing
+
+        _sharing.train(self, ctx)
+
+    def stage_trainer(self, net: Any, world: int, state: dict[str, float], timer: PhaseTimer) -> Any:
+        """This master's per-rank trainer (executor side): the dense or threshold exchange."""
+        from deepspark.spark._sharing_trainer import Trainer
+
+        return Trainer(net, self, world, state.get("tau"), timer)
+
+
+def _refuse_nccl(backend: str) -> None:
+    if backend == "nccl":
+        raise ConfigError(
+            "NCCL moves CUDA tensors only and deepspark's Network computes on the CPU; use 'gloo' or 'auto'",
+            "backend",
         )

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepspark.errors import DataError, DeepSparkError
-from deepspark.spark import _averaging, _sharing
+from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
+from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
-from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
-from deepspark.spark.stats import TrainingStats, driver_event
+from deepspark.spark.masters import ParameterAveraging, TrainingMaster
+from deepspark.spark.stats import TrainingStats
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -72,7 +73,7 @@ class SparkNetwork:
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int = 1,
         resume_from: str | Path | None = None,
-        on_round: Callable[[_averaging.RoundInfo], None] | None = None,
+        on_round: Callable[[RoundInfo], None] | None = None,
     ) -> Network:
         """Train for ``epochs`` epochs and return the trained ``Network`` (also ``self.network``).
 
@@ -83,63 +84,52 @@ class SparkNetwork:
         """
         from deepspark.nn import Network
 
-        if not isinstance(self.master, (ParameterAveraging, GradientSharing)):
-            raise DeepSparkError(f"{type(self.master).__name__} is not supported by SparkNetwork.fit yet")
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
-        if isinstance(self.master, GradientSharing):
-            _sharing.check_master(self.master)
-        if resume_from is not None:
-            self.network = Network.load(_averaging.latest_checkpoint(resume_from))
-            log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
         master = self.master
+        master.check()
+        if resume_from is not None:
+            self.network = Network.load(latest_checkpoint(resume_from))
+            log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
         workers = self._workers()
         stats = None
         if master.collect_training_stats:
             stats = TrainingStats(settings=master.to_dict(), num_workers=workers, start=time.time())
-
-        def record(phase: str, start: float) -> None:
-            if stats is not None:
-                stats.add([driver_event(phase, start, time.time() - start)])
-
+        timer = PhaseTimer("driver")
         export_path: Path | None = None
-        if isinstance(data, (str, Path)) and isinstance(master, GradientSharing):
-            raise DataError(
-                "GradientSharing trains from a DataFrame, not from exported minibatches; pass the DataFrame, or "
-                "use ParameterAveraging for an export path"
-            )
-        if isinstance(data, (str, Path)):
-            prepared = _averaging.prepare_exported(self.spark, str(data), self.network, master, workers, record)
-        else:
-            if isinstance(master, ParameterAveraging) and master.approach == "export":
-                export_path = self._export(data, features_col, label_col)
-                prepared = _averaging.prepare_exported(
-                    self.spark, str(export_path), self.network, master, workers, record
-                )
-            else:
-                prepared = _averaging.prepare(data, self.network, master, features_col, label_col, workers, record)
+        source: DataFrame | str = str(data) if isinstance(data, (str, Path)) else data
+        if not isinstance(source, str) and getattr(master, "approach", "direct") == "export":
+            export_path = self._export(source, features_col, label_col)
+            source = str(export_path)
+        prepared = master.prepare(self.spark, source, self.network, features_col, label_col, workers, timer)
         start_epoch = self.network.epoch
+
+        def on_epoch(epoch: int) -> bool:
+            if checkpoint_dir is not None and (epoch - start_epoch) % checkpoint_every == 0:
+                path = Path(checkpoint_dir) / f"checkpoint_epoch{epoch:04d}.zip"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.network.save(path)
+            return False
+
+        ctx = FitContext(
+            spark=self.spark,
+            net=self.network,
+            data=prepared,
+            epochs=epochs,
+            timer=timer,
+            stats=stats,
+            listeners=self.listeners,
+            on_round=on_round,
+            on_epoch=on_epoch,
+        )
         try:
-
-            def on_epoch(epoch: int) -> None:
-                if checkpoint_dir is not None and (epoch - start_epoch) % checkpoint_every == 0:
-                    path = Path(checkpoint_dir) / f"checkpoint_epoch{epoch:04d}.zip"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    self.network.save(path)
-
-            notify(self.listeners, "on_spark_fit_start", self.network, self._listener_info(master, workers))
-            if isinstance(master, GradientSharing):
-                _sharing.train(
-                    self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch, self.listeners
-                )
-            else:
-                _averaging.train(
-                    self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch, self.listeners
-                )
+            notify(self.listeners, "on_spark_fit_start", self.network, self._listener_info(master, prepared.workers))
+            master.train(ctx)
         finally:
             prepared.unpersist()
             if export_path is not None and not getattr(master, "keep_export", False):
                 shutil.rmtree(export_path, ignore_errors=True)
+        ctx.flush_events()
         if stats is not None:
             stats.end = time.time()
             self._stats = stats

@@ -31,7 +31,8 @@ from deepspark.stats.storage import StatsStorage
 
 if TYPE_CHECKING:
     from deepspark.nn import Network
-    from deepspark.spark.stats import PhaseEvent, TrainingStats
+    from deepspark.spark.events import PhaseEvent
+    from deepspark.spark.stats import TrainingStats
 
 HISTOGRAM_BINS = 20
 HISTOGRAM_SAMPLE = 65_536  # values per histogram at most (a strided sample of bigger tensors)

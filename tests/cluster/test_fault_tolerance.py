@@ -108,11 +108,18 @@ def _kill_busy_executor_during_a_round(
         stop.wait(0.002)
 
 
-def test_cluster_fit_survives_killed_executor(cluster_spark: SparkSession) -> None:
+@pytest.mark.parametrize("transport", ["spark", "collective"])
+def test_cluster_fit_survives_killed_executor(cluster_spark: SparkSession, transport: str) -> None:
     df, x, y = _frame(cluster_spark, 6000)
     df = df.persist()
     master = ParameterAveraging(
-        num_workers=2, batch_size_per_worker=32, averaging_frequency=50, collect_training_stats=True, seed=7
+        num_workers=2,
+        batch_size_per_worker=32,
+        averaging_frequency=50,
+        collect_training_stats=True,
+        seed=7,
+        transport=transport,  # type: ignore[arg-type]
+        collective_timeout=20.0,
     )
     baseline = SparkNetwork(cluster_spark, _conf(), master).fit(df, epochs=2)
     base_acc = baseline.evaluate(x, y).accuracy()

@@ -60,14 +60,15 @@ def _stage(
 
     from deepspark.config._spec import Spec
     from deepspark.spark import _rendezvous
-    from deepspark.spark._sharing_trainer import Recorder, Trainer
+    from deepspark.spark._sharing_trainer import Trainer
+    from deepspark.spark.events import PhaseTimer
 
     for _ in rows:
         pass
     net = Network(Spec.from_json(conf_json))  # type: ignore[arg-type]
     _rendezvous.join(host, port, prefix, index, 2, "gloo", 20.0)
     try:
-        trainer = Trainer(net, master, 2, None, Recorder(False, index))
+        trainer = Trainer(net, master, 2, None, PhaseTimer("worker", index, enabled=False))
         for x, y in batches:
             half = len(x) // 2
             xs, ys = x[index * half : (index + 1) * half], y[index * half : (index + 1) * half]
@@ -188,8 +189,26 @@ def test_epochs_per_stage_trains_several_epochs_in_one_stage(spark: SparkSession
     spark_net = SparkNetwork(spark, _conf(), master)
     net = spark_net.fit(_frame(spark, x, y), epochs=3, on_round=rounds.append)
     assert (net.epoch, net.iteration) == (3, 15)  # 5 steps per epoch
-    assert [r.epoch for r in rounds] == [1, 2]  # stages of 2 and 1 epochs
-    assert len(spark_net.training_stats().events(phase="rendezvous")) == 2 * 2  # two stages, two ranks each
+    assert [r.epoch for r in rounds] == [0, 1, 2]  # every epoch reaches the driver, inside a stage too
+    assert len(spark_net.training_stats().events(phase="rendezvous")) == 2 * 2  # stages of 2 and 1 epochs, 2 ranks
+
+
+def test_whole_fit_runs_in_one_stage_and_every_epoch_reaches_the_driver(spark: SparkSession, tmp_path: Any) -> None:
+    x, y = _problem(200)
+    rounds: list[Any] = []
+    master = GradientSharing(num_workers=2, batch_size_per_worker=20, encoding="dense", collect_training_stats=True)
+    spark_net = SparkNetwork(spark, _conf(), master)
+    net = spark_net.fit(_frame(spark, x, y), epochs=3, on_round=rounds.append, checkpoint_dir=tmp_path / "ckpt")
+    assert (net.epoch, net.iteration) == (3, 15)
+    assert [r.epoch for r in rounds] == [0, 1, 2]
+    stats = spark_net.training_stats()
+    assert len(stats.events(phase="rendezvous")) == 2  # one stage: each rank joined once
+    assert len(stats.events(phase="gc")) == 2 * 3  # garbage-collector seconds, per rank and epoch
+    checkpoints = sorted((tmp_path / "ckpt").glob("*.zip"))
+    assert [c.name for c in checkpoints] == [f"checkpoint_epoch000{e}.zip" for e in (1, 2, 3)]
+    middle = Network.load(checkpoints[1])
+    assert (middle.epoch, middle.iteration) == (2, 10)
+    assert not np.array_equal(middle.params(), net.params())  # each checkpoint holds its own epoch's state
 
 
 def test_fit_dense_and_threshold_agree_on_a_separable_problem(spark: SparkSession) -> None:
@@ -256,11 +275,15 @@ def test_nccl_backend_is_refused_before_any_work(spark: SparkSession) -> None:
         SparkNetwork(spark, _conf(), GradientSharing(num_workers=2, backend="nccl")).fit(_frame(spark, x, y))
 
 
-def test_export_path_is_refused_with_a_hint(spark: SparkSession, tmp_path: Any) -> None:
-    from deepspark.errors import DataError
+def test_fit_from_an_export_path_trains_like_from_the_dataframe(spark: SparkSession, tmp_path: Any) -> None:
+    from deepspark.data.export import export_minibatches
 
-    with pytest.raises(DataError, match=r"GradientSharing trains from a DataFrame.*ParameterAveraging"):
-        SparkNetwork(spark, _conf(), GradientSharing(num_workers=2)).fit(str(tmp_path))
+    x, y = _problem(160)
+    export_minibatches(_frame(spark, x, y), str(tmp_path / "mb"), 20)
+    master = GradientSharing(num_workers=2, batch_size_per_worker=20, encoding="dense")
+    net = SparkNetwork(spark, _conf(), master).fit(str(tmp_path / "mb"), epochs=2)
+    assert (net.epoch, net.iteration) == (2, 2 * 4)  # 8 minibatches of 20 -> 4 per worker
+    assert not np.array_equal(net.params(), Network(_conf()).params())
 
 
 def _silent_peer(host: str, port: int, prefix: str, index: int, rows: Any) -> Any:

@@ -15,8 +15,7 @@ from deepspark.errors import DataError
 from deepspark.eval import Evaluation
 from deepspark.nn import Network
 from deepspark.nn.functional import per_example_loss
-from deepspark.spark import _inference
-from deepspark.spark._errors import raise_from_spark
+from deepspark.spark import _inference, typed_errors
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -193,8 +192,6 @@ def test_nan_features_raise_data_error_from_the_executors(spark: SparkSession, s
 
     with pytest.raises(DataError, match="NaN"):
         _inference.evaluate(df, net, "features", "label")
-    # predict is lazy: the failure comes at the action, and raise_from_spark maps it the same way.
-    with pytest.raises(Exception) as info:
+    # predict is lazy: the failure comes at the action, and typed_errors maps it the same way.
+    with pytest.raises(DataError, match=r"row \d+ of partition 0 has NaN"), typed_errors("predict"):
         _inference.predict(df, net, "features").collect()
-    with pytest.raises(DataError, match=r"row \d+ of partition 0 has NaN"):
-        raise_from_spark(info.value, "predict")

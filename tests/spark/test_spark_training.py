@@ -40,21 +40,49 @@ def _frame(spark: SparkSession, x: np.ndarray, y: np.ndarray, partitions: int = 
     return spark.createDataFrame(pdf).repartition(partitions).sortWithinPartitions("id").orderBy("id")
 
 
-def test_spark_fit_one_worker_equals_single_machine_fit(spark: SparkSession, seed: int) -> None:
+TRANSPORTS = pytest.mark.parametrize("transport", ["collective", "spark"])
+
+
+@TRANSPORTS
+def test_spark_fit_one_worker_equals_single_machine_fit(spark: SparkSession, seed: int, transport: str) -> None:
     x, y = _data(96, seed)
-    master = ParameterAveraging(num_workers=1, batch_size_per_worker=16, averaging_frequency=3, seed=seed)
+    master = ParameterAveraging(
+        num_workers=1, batch_size_per_worker=16, averaging_frequency=3, seed=seed, transport=transport  # type: ignore[arg-type]
+    )
     trained = SparkNetwork(spark, _conf(seed), master).fit(_frame(spark, x, y), epochs=2)
     local = Network(_conf(seed)).fit(x, y, epochs=2, batch_size=16)
     np.testing.assert_allclose(trained.params(), local.params(), atol=1e-6)
     assert trained.iteration == local.iteration
 
 
-def test_spark_fit_two_workers_sgd_equals_one_step_with_averaged_gradient(spark: SparkSession, seed: int) -> None:
+@TRANSPORTS
+def test_spark_fit_two_workers_sgd_equals_one_step_with_averaged_gradient(
+    spark: SparkSession, seed: int, transport: str
+) -> None:
     x, y = _data(16, seed)
-    master = ParameterAveraging(num_workers=2, batch_size_per_worker=8, averaging_frequency=1, seed=seed)
+    master = ParameterAveraging(
+        num_workers=2, batch_size_per_worker=8, averaging_frequency=1, seed=seed, transport=transport  # type: ignore[arg-type]
+    )
     trained = SparkNetwork(spark, _conf(seed, Sgd(learning_rate=0.1)), master).fit(_frame(spark, x, y), epochs=1)
     local = Network(_conf(seed, Sgd(learning_rate=0.1))).fit(x, y, epochs=1, batch_size=16, shuffle=False)
     np.testing.assert_allclose(trained.params(), local.params(), atol=1e-5)
+
+
+def test_spark_fit_collective_and_spark_transports_give_identical_parameters(spark: SparkSession, seed: int) -> None:
+    x, y = _data(33, seed)  # 17 + 16 rows = 3 + 2 minibatches: worker 1 sits out round 2, as averaging defines it
+    df = _frame(spark, x, y)
+    trained = {}
+    for transport in ("collective", "spark"):
+        master = ParameterAveraging(
+            num_workers=2, batch_size_per_worker=8, averaging_frequency=2, seed=seed, transport=transport  # type: ignore[arg-type]
+        )
+        net = SparkNetwork(spark, _conf(seed), master).fit(df, epochs=2)
+        trained[transport] = (net.params(), net.updater_state(), net.iteration, net.epoch)
+    collective, rounds = trained["collective"], trained["spark"]
+    np.testing.assert_array_equal(collective[0], rounds[0])
+    np.testing.assert_array_equal(collective[1], rounds[1])
+    assert collective[2:] == rounds[2:] == (2 * 3, 2)  # per epoch: ceil(4 / 2) + ceil(1 / 1) iterations
+    assert not np.array_equal(collective[0], Network(_conf(seed)).params())
 
 
 def test_spark_fit_collects_stats_summary_timeline_and_advice(spark: SparkSession, tmp_path: Path) -> None:

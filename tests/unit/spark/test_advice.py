@@ -6,7 +6,8 @@ import pytest
 
 from deepspark.spark import advice
 from deepspark.spark.advice import Finding, advise
-from deepspark.spark.stats import PhaseTimer, TrainingStats
+from deepspark.spark.events import PhaseTimer
+from deepspark.spark.stats import TrainingStats
 
 T0 = 1_700_000_000.0
 SETTINGS = {"num_workers": 2, "averaging_frequency": 5, "batch_size_per_worker": 32, "worker_prefetch": 2}

@@ -14,17 +14,16 @@ import pytest
 
 from deepspark.errors import DataError
 from deepspark.spark._timeline_html import MAX_BARS
-from deepspark.spark.stats import (
+from deepspark.spark.events import (
     DRIVER_PHASES,
     WORKER_PHASES,
     PhaseEvent,
     PhaseTimer,
-    RetriedTask,
-    TrainingStats,
     decode_events,
     driver_event,
     encode_events,
 )
+from deepspark.spark.stats import RetriedTask, TrainingStats
 
 T0 = 1_700_000_000.0
 
