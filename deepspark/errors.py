@@ -39,6 +39,11 @@ class ModelFormatError(DeepSparkError, ValueError):
     """A model archive or config file is truncated, corrupted, hostile or of an unsupported version."""
 
 
+class ModelImportError(ModelFormatError):
+    """A model from another framework (a Keras ``.keras``/``.h5`` file) cannot be imported: an unsupported or
+    custom layer, code in the file (``Lambda``), weights that are missing or do not fit the architecture."""
+
+
 class DistributedTrainingError(DeepSparkError, RuntimeError):
     """Distributed training failed in a way Spark's retries could not recover."""
 
@@ -51,12 +56,19 @@ class EnvironmentStepError(DeepSparkError, RuntimeError):
     """A reinforcement-learning environment raised in ``reset`` or ``step``; the message names the env and step."""
 
 
+class DownloadError(StorageError):
+    """A data set could not be downloaded or failed its checksum; the message names the URL and where to put
+    a manually downloaded copy."""
+
+
 __all__ = [
     "ConfigError",
     "DataError",
     "DeepSparkError",
     "DistributedTrainingError",
     "EnvironmentStepError",
+    "DownloadError",
     "ModelFormatError",
+    "ModelImportError",
     "StorageError",
 ]

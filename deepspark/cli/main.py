@@ -1,4 +1,4 @@
-"""The ``deepspark`` command: ``demo``, ``summary``, ``evaluate``.
+"""The ``deepspark`` command: ``demo``, ``summary``, ``evaluate`` (and ``ui``/``report``/``import-keras``).
 
 ``main(argv)`` returns an exit code and never lets a traceback reach the user for bad input: deepspark's
 own errors (and missing files) print one line on stderr and exit 2.
@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from deepspark.cli.keras_commands import add_keras_commands
 from deepspark.cli.rl_commands import add_rl_commands
 from deepspark.cli.tune_commands import add_tune_command
 from deepspark.cli.ui_commands import add_ui_commands, start_ui_process
@@ -325,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ui_commands(sub)
     add_tune_command(sub)
     add_rl_commands(sub)
+    add_keras_commands(sub)
     return parser
 
 

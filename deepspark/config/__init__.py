@@ -13,6 +13,7 @@ from deepspark.config.graph import (
     Subset,
     Unstack,
 )
+from deepspark.config.graph_vertices import Dot
 from deepspark.config.input_types import InputType
 from deepspark.config.layers import (
     GRU,
@@ -22,24 +23,36 @@ from deepspark.config.layers import (
     Bidirectional,
     Conv1D,
     Conv2D,
+    Cropping1D,
     Cropping2D,
     Deconv2D,
     Dense,
     Dropout,
+    Elu,
     Embedding,
     EmbeddingSequence,
+    Flatten,
     GlobalPooling,
     LastTimeStep,
     Layer,
     LayerNorm,
+    LeakyRelu,
     LossLayer,
+    Masking,
     Output,
+    Permute,
+    PRelu,
+    Relu,
+    Reshape,
     RnnOutput,
     SimpleRnn,
+    SpatialDropout,
     Subsampling,
     Subsampling1D,
     Subsampling2D,
+    Upsampling1D,
     Upsampling2D,
+    ZeroPadding1D,
     ZeroPadding2D,
 )
 from deepspark.config.names import ACTIVATIONS, LOSSES, WEIGHT_INITS
@@ -80,4 +93,7 @@ __all__ = [
     "RnnOutput", "Scale", "Schedule", "Sgd", "SigmoidSchedule", "SimpleRnn", "Spec", "Stack", "StepSchedule",
     "Subsampling", "Subsampling1D", "Subsampling2D", "Subset", "Unstack", "Updater", "Upsampling2D",
     "WarmupSchedule", "ZeroPadding2D", "registered",
+    # model import (Keras) round
+    "Cropping1D", "Dot", "Elu", "Flatten", "LeakyRelu", "Masking", "PRelu", "Permute", "Relu", "Reshape",
+    "SpatialDropout", "Upsampling1D", "ZeroPadding1D",
 ]

@@ -306,17 +306,17 @@ class GraphConfig(TrainingSettings):
             owner[v.name] = f"vertices[{i}]"
         for i, v in enumerate(self.vertices):
             for j, source in enumerate(v.inputs):
-                check(
-                    source in owner,
-                    f"vertices[{i}].inputs[{j}]",
-                    f"unknown vertex or input {source!r}; {suggest(source, owner)}",
-                )
+                if source not in owner:  # (the suggestion is costly: only build it for the error)
+                    raise ConfigError(
+                        f"unknown vertex or input {source!r}; {suggest(source, owner)}", f"vertices[{i}].inputs[{j}]"
+                    )
 
     def _check_outputs(self) -> None:
         check(len(self.outputs) > 0, "outputs", f"expected at least one output (a LayerVertex with {_LOSS_LAYERS})")
         by_name = {v.name: v for v in self.vertices}
         for i, name in enumerate(self.outputs):
-            check(name in by_name, f"outputs[{i}]", f"unknown vertex {name!r}; {suggest(name, by_name)}")
+            if name not in by_name:
+                raise ConfigError(f"unknown vertex {name!r}; {suggest(name, by_name)}", f"outputs[{i}]")
             check(name not in self.outputs[:i], f"outputs[{i}]", f"{name!r} is listed twice")
             v = by_name[name]
             got = type(v.layer).__name__ if isinstance(v, LayerVertex) else type(v).__name__

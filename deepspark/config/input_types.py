@@ -13,12 +13,13 @@ from typing import Literal
 
 from deepspark.config._spec import Spec, check, register
 
-Form = Literal["feed_forward", "convolutional", "convolutional_flat", "recurrent"]
+Form = Literal["feed_forward", "convolutional", "convolutional_flat", "recurrent", "channels_last"]
 
 FEED_FORWARD: Form = "feed_forward"
 CONVOLUTIONAL: Form = "convolutional"
 CONVOLUTIONAL_FLAT: Form = "convolutional_flat"
 RECURRENT: Form = "recurrent"
+CHANNELS_LAST: Form = "channels_last"
 
 
 @register("input_type")
@@ -68,18 +69,26 @@ class InputType(Spec):
         return InputType(form=CONVOLUTIONAL_FLAT, height=height, width=width, channels=channels)
 
     @staticmethod
+    def channels_last(height: int, width: int, channels: int) -> InputType:
+        """Images as (height, width, channels) arrays (Keras/TensorFlow layout), permuted once to
+        (channels, height, width) before the first layer; flat rows hold ``h*w*c`` values in that order."""
+        return InputType(form=CHANNELS_LAST, height=height, width=width, channels=channels)
+
+    @staticmethod
     def recurrent(size: int, timesteps: int | None = None) -> InputType:
         """Sequences as (time, features) arrays; ``timesteps=None`` for variable length."""
         return InputType(form=RECURRENT, size=size, timesteps=timesteps)
 
     def shape(self) -> tuple[int | None, ...]:
-        """Per-example array shape: (size,), (c, h, w), (h*w*c,) or (timesteps, size)."""
+        """Per-example array shape: (size,), (c, h, w), (h*w*c,), (timesteps, size) or (h, w, c) for channels-last."""
         if self.form == FEED_FORWARD:
             return (self.size,)
         if self.form == CONVOLUTIONAL:
             return (self.channels, self.height, self.width)
         if self.form == CONVOLUTIONAL_FLAT:
             return (self.height * self.width * self.channels,)
+        if self.form == CHANNELS_LAST:
+            return (self.height, self.width, self.channels)
         return (self.timesteps, self.size)
 
     def flat_size(self) -> int:
@@ -96,6 +105,8 @@ class InputType(Spec):
             return f"conv({self.channels}x{self.height}x{self.width})"
         if self.form == CONVOLUTIONAL_FLAT:
             return f"conv_flat({self.height}x{self.width}x{self.channels})"
+        if self.form == CHANNELS_LAST:
+            return f"conv_nhwc({self.height}x{self.width}x{self.channels})"
         t = "?" if self.timesteps is None else str(self.timesteps)
         return f"rnn({t}x{self.size})"
 
@@ -107,6 +118,7 @@ PREPROCESSORS: dict[tuple[str, str], str] = {
     (CONVOLUTIONAL, FEED_FORWARD): "cnn_to_ff",
     (FEED_FORWARD, RECURRENT): "ff_to_rnn",
     (CONVOLUTIONAL, RECURRENT): "cnn_to_rnn",
+    (CHANNELS_LAST, CONVOLUTIONAL): "nhwc_to_cnn",
 }
 
 

@@ -58,10 +58,11 @@ class Conv2DLayer(CompiledLayer):
         super().__init__(plan, dtype)
         spec = cast(Conv2D, plan.layer)
         c_in = plan.input_type.channels
-        self.weight = self._param(spec.n_out, c_in, *spec.kernel)
+        self.weight = self._param(spec.n_out, c_in // spec.groups, *spec.kernel)
         self.bias = self._param(spec.n_out) if spec.has_bias else None
         self.stride = spec.stride
         self.dilation = spec.dilation
+        self.groups = spec.groups
         self.act = activation_fn(spec.activation)
         self.pad: tuple[int, int, int, int] | None = None
         self.padding = spec.padding
@@ -75,7 +76,8 @@ class Conv2DLayer(CompiledLayer):
     def run(self, x: Tensor, mask: Tensor | None) -> Masked:
         if self.pad is not None:
             x = F.pad(x, self.pad)
-        return self.act(F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)), mask
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self.act(y), mask
 
 
 class Conv1DLayer(CompiledLayer):
@@ -87,7 +89,7 @@ class Conv1DLayer(CompiledLayer):
         super().__init__(plan, dtype)
         spec = cast(Conv1D, plan.layer)
         self.spec1 = spec
-        self.weight = self._param(spec.n_out, plan.input_type.size, spec.kernel)
+        self.weight = self._param(spec.n_out, plan.input_type.size // spec.groups, spec.kernel)
         self.bias = self._param(spec.n_out) if spec.has_bias else None
         self.act = activation_fn(spec.activation)
 
@@ -98,9 +100,22 @@ class Conv1DLayer(CompiledLayer):
         if s.convolution_mode == "same":
             y = F.pad(y, same_padding(y.shape[-1], s.kernel, s.stride, s.dilation))
             padding = 0
-        y = F.conv1d(y, self.weight, self.bias, s.stride, padding, s.dilation)
+        y = F.conv1d(y, self.weight, self.bias, s.stride, padding, s.dilation, s.groups)
         mask = _pool_mask(mask, s.kernel, s.stride, s.padding, s.dilation, s.convolution_mode == "same")
         return self.act(y.transpose(1, 2)), mask
+
+
+def same_transpose_window(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(start, end) of the ``size * stride`` outputs a "same" transposed convolution keeps out of the full
+    ``(size - 1) * stride + kernel`` ones; ``end`` past the full length means zeros are appended (kernel < stride).
+
+    TensorFlow/JAX semantics: the ``stride + kernel - 2`` padding splits with the larger half first, capped
+    at ``kernel - 1``.
+    """
+    total = stride + kernel - 2
+    before = min(total // 2 + total % 2, kernel - 1)
+    start = kernel - 1 - before
+    return start, start + size * stride
 
 
 class Deconv2DLayer(CompiledLayer):
@@ -114,6 +129,13 @@ class Deconv2DLayer(CompiledLayer):
         self.stride = spec.stride
         self.padding = spec.padding
         self.act = activation_fn(spec.activation)
+        self.window: tuple[tuple[int, int], tuple[int, int]] | None = None
+        if spec.convolution_mode == "same":
+            t = plan.input_type
+            self.window = (
+                same_transpose_window(t.height, spec.kernel[0], spec.stride[0]),
+                same_transpose_window(t.width, spec.kernel[1], spec.stride[1]),
+            )
 
     def init_params(self, scheme: str, gen: torch.Generator) -> None:
         c_in, c_out, kh, kw = self.weight.shape
@@ -122,7 +144,14 @@ class Deconv2DLayer(CompiledLayer):
             self.bias.data.zero_()
 
     def run(self, x: Tensor, mask: Tensor | None) -> Masked:
-        return self.act(F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)), mask
+        if self.window is None:
+            return self.act(F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)), mask
+        (top, bottom), (left, right) = self.window
+        y = F.conv_transpose2d(x, self.weight, None, self.stride)
+        y = F.pad(y, (-left, right - y.shape[3], -top, bottom - y.shape[2]))  # negative pads crop
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return self.act(y), mask
 
 
 def _pnorm_pool(x: Tensor, p: int, kernel: tuple[int, ...], stride: tuple[int, ...]) -> Tensor:

@@ -26,6 +26,7 @@ from deepspark.config.graph import (
     Unstack,
     VertexPlan,
 )
+from deepspark.config.graph_vertices import Dot
 from deepspark.config.layers import Embedding, EmbeddingSequence
 from deepspark.errors import DataError
 from deepspark.nn.functional import activation_fn
@@ -101,6 +102,13 @@ def _l2_normalize(plan: VertexPlan, ins: list[Masked]) -> Masked:
     return F.normalize(x, dim=-1, eps=eps), mask
 
 
+def _dot(plan: VertexPlan, ins: list[Masked]) -> Masked:
+    (a, _), (b, _) = ins
+    if cast(Dot, plan.vertex).normalize:
+        a, b = F.normalize(a, dim=-1, eps=1e-12), F.normalize(b, dim=-1, eps=1e-12)
+    return (a * b).sum(dim=-1, keepdim=True), None
+
+
 VERTEX_OPS: dict[type[GraphVertex], Callable[[VertexPlan, list[Masked]], Masked]] = {
     Merge: _merge,
     ElementWise: _elementwise,
@@ -109,6 +117,7 @@ VERTEX_OPS: dict[type[GraphVertex], Callable[[VertexPlan, list[Masked]], Masked]
     Stack: _stack,
     Unstack: _unstack,
     L2Normalize: _l2_normalize,
+    Dot: _dot,
 }
 """How each parameter-free vertex kind computes its output (activation, mask) from its inputs'."""
 

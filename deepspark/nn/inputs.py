@@ -53,7 +53,7 @@ def features_to_tensor(x: Any, input_type: InputType, dtype: torch.dtype, what: 
     ok = len(per_example) == len(expected) and all(
         e is None or e == g for e, g in zip(expected, per_example, strict=True)
     )
-    if not ok and input_type.form in ("convolutional", "convolutional_flat"):
+    if not ok and input_type.form in ("convolutional", "convolutional_flat", "channels_last"):
         ok = int(np.prod(per_example)) == input_type.flat_size() and len(per_example) in (1, 3)
         if ok:
             arr = arr.reshape(arr.shape[0], *[e for e in expected if e is not None])

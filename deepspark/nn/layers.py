@@ -219,6 +219,7 @@ class EmbeddingLayer(CompiledLayer):
         self.bias = self._param(spec.n_out) if spec.has_bias else None
         self.act = activation_fn(spec.activation)
         self.sequence = isinstance(spec, EmbeddingSequence)
+        self.mask_zero = isinstance(spec, EmbeddingSequence) and spec.mask_zero
 
     def init_params(self, scheme: str, gen: torch.Generator) -> None:
         init_weight(self.weight.data, scheme, gen, fan=(self.vocab_size, self.weight.shape[1]))
@@ -232,6 +233,9 @@ class EmbeddingLayer(CompiledLayer):
         y = F.embedding(idx, self.weight)
         if self.bias is not None:
             y = y + self.bias
+        if self.mask_zero:  # index 0 is padding: emit the mask the next layers honour
+            keep = (idx != 0).to(y.dtype)
+            mask = keep if mask is None else keep * mask.to(y.dtype)
         return self.act(y), mask
 
 
@@ -240,6 +244,9 @@ def _preprocess(tag: str, x: Tensor, plan: LayerPlan) -> Tensor:
     if tag == "flat_to_cnn":
         t = plan.input_type
         return x.reshape(x.shape[0], t.channels, t.height, t.width)
+    if tag == "nhwc_to_cnn":  # Keras/TensorFlow images (N, H, W, C) -> (N, C, H, W), once at the input
+        t = plan.input_type
+        return x.reshape(x.shape[0], t.height, t.width, t.channels).permute(0, 3, 1, 2)
     if tag == "cnn_to_ff":
         return x.reshape(x.shape[0], -1)
     if tag == "ff_to_rnn":

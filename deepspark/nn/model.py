@@ -14,11 +14,15 @@ from torch import Tensor, nn
 
 from deepspark.config.layers import Layer
 from deepspark.config.network import LayerPlan, NetworkConfig
+from deepspark.nn.activation_layers import ACTIVATION_BUILDERS
 from deepspark.nn.conv_layers import CONV_BUILDERS
 from deepspark.nn.layers import FEED_FORWARD_BUILDERS, CompiledLayer, OutputLayer, preprocess
 from deepspark.nn.recurrent_layers import RECURRENT_BUILDERS
+from deepspark.nn.sequence_layers import SEQUENCE_BUILDERS
+from deepspark.nn.shape_layers import SHAPE_BUILDERS
 
 BUILDERS: dict[type[Layer], type[CompiledLayer]] = {**FEED_FORWARD_BUILDERS, **CONV_BUILDERS, **RECURRENT_BUILDERS}
+BUILDERS.update({**SHAPE_BUILDERS, **ACTIVATION_BUILDERS, **SEQUENCE_BUILDERS})
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -1,6 +1,7 @@
 """Layer specs: feed-forward, convolutional and recurrent layers, each a frozen JSON-round-trippable spec."""
 
 from deepspark.config.layers._base import Layer
+from deepspark.config.layers.activations import Elu, LeakyRelu, PRelu, Relu
 from deepspark.config.layers.conv import (
     Conv1D,
     Conv2D,
@@ -25,6 +26,8 @@ from deepspark.config.layers.core import (
     Output,
 )
 from deepspark.config.layers.recurrent import GRU, LSTM, Bidirectional, LastTimeStep, RnnOutput, SimpleRnn
+from deepspark.config.layers.sequence import Cropping1D, Masking, SpatialDropout, Upsampling1D, ZeroPadding1D
+from deepspark.config.layers.shape import Flatten, Permute, Reshape
 
 __all__ = [
     "GRU",
@@ -34,23 +37,35 @@ __all__ = [
     "Bidirectional",
     "Conv1D",
     "Conv2D",
+    "Cropping1D",
     "Cropping2D",
     "Deconv2D",
     "Dense",
     "Dropout",
+    "Elu",
     "Embedding",
     "EmbeddingSequence",
+    "Flatten",
     "GlobalPooling",
     "LastTimeStep",
     "Layer",
     "LayerNorm",
+    "LeakyRelu",
     "LossLayer",
+    "Masking",
     "Output",
+    "PRelu",
+    "Permute",
+    "Relu",
+    "Reshape",
     "RnnOutput",
     "SimpleRnn",
+    "SpatialDropout",
     "Subsampling",
     "Subsampling1D",
     "Subsampling2D",
+    "Upsampling1D",
     "Upsampling2D",
+    "ZeroPadding1D",
     "ZeroPadding2D",
 ]

@@ -33,6 +33,16 @@ def _check_positive_out(layer: Layer, input_type: InputType, sizes: tuple[int, .
         )
 
 
+def _check_groups(n_out: int, groups: int) -> None:
+    check(n_out % groups == 0, "groups", f"n_out ({n_out}) must be a multiple of groups, got {groups}")
+
+
+def _check_group_input(layer: Layer, input_type: InputType, channels: int) -> None:
+    groups: int = layer.groups  # type: ignore[attr-defined]
+    if channels % groups:
+        raise layer._incompatible(input_type, f"its {channels} input channels do not split into {groups} groups")
+
+
 @register("conv1d")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Conv1D(Layer):
@@ -48,13 +58,16 @@ class Conv1D(Layer):
     convolution_mode: ConvolutionMode = "truncate"
     activation: ActivationName = "identity"
     has_bias: bool = True
+    groups: int = 1
 
     def _validate(self) -> None:
         Layer._validate(self)
-        check_positive(self, "n_out", "kernel", "stride", "dilation")
+        check_positive(self, "n_out", "kernel", "stride", "dilation", "groups")
         check(self.padding >= 0, "padding", f"expected an int >= 0, got {self.padding}")
+        _check_groups(self.n_out, self.groups)
 
     def output_type(self, input_type: InputType) -> InputType:
+        _check_group_input(self, input_type, input_type.size)
         t = input_type.timesteps
         if t is None:
             return InputType.recurrent(self.n_out, None)
@@ -83,14 +96,17 @@ class Conv2D(Layer):
     convolution_mode: ConvolutionMode = "truncate"
     activation: ActivationName = "identity"
     has_bias: bool = True
+    groups: int = 1
 
     def _validate(self) -> None:
         Layer._validate(self)
-        check_positive(self, "n_out")
+        check_positive(self, "n_out", "groups")
         check_positive_tuple(self, "kernel", "stride", "dilation")
         check_non_negative_tuple(self, "padding")
+        _check_groups(self.n_out, self.groups)
 
     def output_type(self, input_type: InputType) -> InputType:
+        _check_group_input(self, input_type, input_type.channels)
         h = conv_out(
             input_type.height, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0], self.convolution_mode
         )
@@ -104,7 +120,11 @@ class Conv2D(Layer):
 @register("deconv2d")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Deconv2D(Layer):
-    """Transposed 2-D convolution: output = (in - 1) * stride - 2 * padding + kernel."""
+    """Transposed 2-D convolution: output = (in - 1) * stride - 2 * padding + kernel.
+
+    ``convolution_mode="same"`` gives output = in * stride instead, cropping the full transposed convolution
+    the way TensorFlow and Keras do (more is cropped at the start when the excess is odd).
+    """
 
     ACCEPTS: ClassVar[tuple[str, ...]] = ("convolutional",)
 
@@ -114,14 +134,20 @@ class Deconv2D(Layer):
     padding: tuple[int, int] = (0, 0)
     activation: ActivationName = "identity"
     has_bias: bool = True
+    convolution_mode: ConvolutionMode = "truncate"
 
     def _validate(self) -> None:
         Layer._validate(self)
         check_positive(self, "n_out")
         check_positive_tuple(self, "kernel", "stride")
         check_non_negative_tuple(self, "padding")
+        if self.convolution_mode == "same":
+            check(self.padding == (0, 0), "padding", f"'same' mode computes its own padding, got {self.padding}")
 
     def output_type(self, input_type: InputType) -> InputType:
+        if self.convolution_mode == "same":
+            h, w = input_type.height * self.stride[0], input_type.width * self.stride[1]
+            return InputType.convolutional(h, w, self.n_out)
         h = (input_type.height - 1) * self.stride[0] - 2 * self.padding[0] + self.kernel[0]
         w = (input_type.width - 1) * self.stride[1] - 2 * self.padding[1] + self.kernel[1]
         _check_positive_out(self, input_type, (h, w))

@@ -157,7 +157,11 @@ class Embedding(Layer):
 @register("embedding_sequence")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EmbeddingSequence(Layer):
-    """Embeds a sequence of indices: input ff(T) or rnn(T x 1) of indices, output rnn(T x n_out)."""
+    """Embeds a sequence of indices: input ff(T) or rnn(T x 1) of indices, output rnn(T x n_out).
+
+    ``mask_zero``: index 0 is padding; the layer emits a mask that recurrent layers, ``LastTimeStep`` and
+    ``GlobalPooling`` honour (pad at the end of each sequence).
+    """
 
     ACCEPTS: ClassVar[tuple[str, ...]] = ("feed_forward", "recurrent")
 
@@ -165,6 +169,7 @@ class EmbeddingSequence(Layer):
     n_out: int
     activation: ActivationName = "identity"
     has_bias: bool = False
+    mask_zero: bool = False
 
     def _validate(self) -> None:
         Layer._validate(self)

@@ -51,18 +51,30 @@ class LSTM(_Recurrent):
 @register("gru")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GRU(_Recurrent):
-    """Gated recurrent unit, emitting the hidden state at every step."""
+    """Gated recurrent unit, emitting the hidden state at every step.
+
+    ``reset_after`` (PyTorch's and Keras' default) applies the reset gate after the recurrent matrix
+    product; ``False`` applies it before, as in Cho et al. (2014) and Keras' ``reset_after=False``.
+    """
+
+    reset_after: bool = True
 
 
 @register("bidirectional")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Bidirectional(Layer):
-    """Runs a recurrent layer forwards and backwards; ``mode`` combines the two outputs."""
+    """Runs a recurrent layer forwards and backwards; ``mode`` combines the two outputs.
+
+    ``return_sequences=False`` emits one vector per sequence (feed-forward): the forward pass's last valid
+    step combined with the backward pass's first step, each having read the whole sequence. (Taking the
+    last step of the sequence output instead would give a backward pass that saw a single step.)
+    """
 
     ACCEPTS: ClassVar[tuple[str, ...]] = ("recurrent",)
 
     layer: Layer
     mode: Literal["concat", "add", "mul", "average"] = "concat"
+    return_sequences: bool = True
 
     def _validate(self) -> None:
         Layer._validate(self)
@@ -79,6 +91,8 @@ class Bidirectional(Layer):
     def output_type(self, input_type: InputType) -> InputType:
         inner = self.layer.output_type(input_type)
         size = inner.size * 2 if self.mode == "concat" else inner.size
+        if not self.return_sequences:
+            return InputType.feed_forward(size)
         return InputType.recurrent(size, inner.timesteps)
 
 
