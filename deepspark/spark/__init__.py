@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
 from deepspark.spark.network import SparkNetwork
-from deepspark.spark.session import local_spark
+from deepspark.spark.session import cluster_spark, local_spark
 from deepspark.spark.thresholds import AdaptiveThreshold, FixedThreshold, ResidualClipping, TargetSparsity
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "SparkNetwork",
     "TargetSparsity",
     "TrainingMaster",
+    "cluster_spark",
     "local_spark",
 ]
