@@ -248,8 +248,17 @@ def _check_archives(archives: Sequence[str]) -> list[str]:
     return checked
 
 
-def _executor_python_from(archives: Sequence[str]) -> str | None:
-    """``./ALIAS/bin/python`` for the first archive shipped under an alias, the layout of a packed venv."""
+def executor_python_for(archives: Sequence[str], executor_python: str | None = None) -> str | None:
+    """The interpreter :func:`cluster_spark` makes executors start.
+
+    ``executor_python`` when given; else ``PYSPARK_PYTHON`` as already set; else ``./ALIAS/bin/python``
+    of the first archive shipped under an alias (the layout of a packed venv); else None (Spark's
+    default, ``python3`` on the executors' PATH).
+    """
+    if executor_python:
+        return executor_python
+    if os.environ.get("PYSPARK_PYTHON"):
+        return os.environ["PYSPARK_PYTHON"]
     for entry in archives:
         _, _, alias = entry.partition("#")
         if alias:
@@ -305,7 +314,7 @@ def cluster_spark(
     level = _check_log_level(log_level)
     shipped = _check_archives(archives)
     ensure_java()
-    python = executor_python or os.environ.get("PYSPARK_PYTHON") or _executor_python_from(shipped)
+    python = executor_python_for(shipped, executor_python)
     if python:
         os.environ["PYSPARK_PYTHON"] = python
     settings = cluster_spark_conf(shipped)
@@ -316,5 +325,13 @@ def cluster_spark(
     return _start(master_url, app_name, settings, quiet_logs, level)
 
 
-__all__ = ["QUIET_LOG4J2", "cluster_spark", "cluster_spark_conf", "default_spark_conf", "is_local_master",
-           "local_spark", "quiet_log_conf"]
+__all__ = [
+    "QUIET_LOG4J2",
+    "cluster_spark",
+    "cluster_spark_conf",
+    "default_spark_conf",
+    "executor_python_for",
+    "is_local_master",
+    "local_spark",
+    "quiet_log_conf",
+]
