@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -122,21 +123,47 @@ class Daemon:
         except OSError:
             return ""
 
+    def owns_group(self) -> bool:
+        """Whether process group ``pid`` is still this daemon's (and not a new process that got the number).
+
+        Linux does not hand out a pid again while a process group of that id has members; so once the
+        daemon itself has been reaped, a process with its pid means the group is gone and the number reused.
+        """
+        return self.process.poll() is None or not Path(f"/proc/{self.pid}").exists()
+
     def stop(self) -> None:
         """SIGTERM the whole process group (the daemon and what it started), SIGKILL what is left after a grace."""
-        _signal_group(self.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         end = time.monotonic() + STOP_TIMEOUT_S
         pause = threading.Event()
-        while time.monotonic() < end and (self.process.poll() is None or _group_alive(self.pid)):
+        while time.monotonic() < end and (self.process.poll() is None or self._group_alive()):
             pause.wait(_POLL_S)
-        if self.process.poll() is None or _group_alive(self.pid):
-            _signal_group(self.pid, signal.SIGKILL)
+        if self.process.poll() is None or self._group_alive():
+            self._signal(signal.SIGKILL)
         self.process.wait()
 
+    def _group_alive(self) -> bool:
+        return self.owns_group() and _group_alive(self.pid)
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+    def _signal(self, sig: int) -> None:
+        if self.owns_group():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies, even by SIGKILL.
+
+    spark-class ends by exec'ing the JVM, which keeps this setting; executors of a dead worker and
+    Python workers of a dead executor exit by themselves, so nothing outlives a killed test run.
+    """
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -176,6 +203,7 @@ class StandaloneCluster:
         self.workers: list[Daemon | None] = [None] * workers
         self._generation = 0
         self._stopped = False
+        self._previous_sigterm: Any = None
 
     # ---------------------------------------------------------------- lifecycle
     def __enter__(self) -> StandaloneCluster:
@@ -209,16 +237,27 @@ class StandaloneCluster:
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [str(spark_home() / "bin" / "spark-class"), main_class, *args]
+        # the death signal follows the starting *thread*: only tie daemons to the main thread's life
+        main_thread = threading.current_thread() is threading.main_thread()
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self._env(),
-                start_new_session=True, cwd=self.root,
+                start_new_session=True, cwd=self.root, preexec_fn=_die_with_parent if main_thread else None,
             )
         return Daemon(name, process, log)
 
     def start(self) -> None:
-        """Start the master, then every worker; return once all workers registered with the master."""
+        """Start the master, then every worker; return once all workers registered with the master.
+
+        Until :meth:`stop`, SIGTERM to this process (a CI timeout, say) raises ``SystemExit`` so that
+        teardown code runs and stops the cluster; ``atexit`` covers a normal exit.
+        """
         atexit.register(self.stop)
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+            signal.SIG_DFL,
+            None,
+        ):
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             self.master = self._launch(
                 "master",
@@ -282,6 +321,9 @@ class StandaloneCluster:
         if self.master is not None:
             self.master.stop()
         atexit.unregister(self.stop)
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
 
     # ---------------------------------------------------------------- inspection
     def alive_workers(self) -> list[int]:
@@ -353,7 +395,7 @@ class StandaloneCluster:
         if daemon is None or not daemon.alive():
             raise ClusterError(f"worker {index} is not running")
         if whole_group:
-            os.killpg(daemon.pid, sig)
+            daemon._signal(sig)
         else:
             os.kill(daemon.pid, sig)
         if wait:
