@@ -40,11 +40,12 @@ def add_ui_commands(sub: Any) -> None:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from deepspark.ui.server import serve
+    from deepspark.ui.server import is_loopback, serve
 
     if not 0 <= args.port < 65536:
         raise DeepSparkError(f"--port: expected 0..65535, got {args.port}")
-    existing_storage(args.storage, create=args.create)
+    if is_loopback(args.host) or args.token:  # else serve() names the missing --token first
+        existing_storage(args.storage, create=args.create)
     serve(args.storage, host=args.host, port=args.port, token=args.token)
     return 0
 
