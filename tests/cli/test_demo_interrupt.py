@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-START_DEADLINE_S = 300.0
+START_DEADLINE_S = 900.0
 """Spark start and the first round, on a loaded 2-core machine (a quiet one: ~15 s)."""
 
 STOP_DEADLINE_S = 10.0
