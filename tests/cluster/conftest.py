@@ -10,7 +10,8 @@ process holds one SparkContext, and the rest of the suite shares a local[2] one.
   executors run this venv packed into a tar (``spark.archives``, alias ``environment``), deepspark itself
   shipped as a zip (``spark.submit.pyFiles``); one executor of 1 core per worker; tasks retried up to 4 times.
 - ``healthy_cluster_spark``: the same session, after dead workers were restarted and both executors
-  registered again; fault tests take this one so that each starts on a whole cluster.
+  registered again. Every test that uses ``cluster_spark`` gets this for free (an autouse fixture heals the
+  cluster before it), so each test starts on a whole cluster whatever the previous one killed.
 """
 
 from __future__ import annotations
@@ -125,3 +126,11 @@ def healthy_cluster_spark(cluster_spark: SparkSession, standalone_cluster: Stand
     """``cluster_spark`` once every worker runs again and each has an executor registered with the driver."""
     standalone_cluster.heal(cluster_spark)
     return cluster_spark
+
+
+@pytest.fixture(autouse=True)
+def _whole_cluster_before_each_test(request: pytest.FixtureRequest) -> None:
+    """Every test that uses the session starts on a whole cluster, even after an earlier test killed
+    an executor or a worker (a replacement executor unpacks the environment first: seconds to minutes)."""
+    if "cluster_spark" in request.fixturenames:
+        request.getfixturevalue("healthy_cluster_spark")
