@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from deepspark.cli.demo import add_demo_command
+from deepspark.cli.demo import ProgressBar, RoundProgress, add_demo_command
+from deepspark.cli.demo import demo_config as _demo_config  # kept importable from here (tests, bench scripts)
+from deepspark.cli.demo import frame as _frame
 from deepspark.cli.parsing import CommandParser, add_version_option, positive_int
 from deepspark.cli.paths import check_new_output
 from deepspark.cli.ui_commands import add_ui_commands
@@ -177,3 +179,16 @@ def entry() -> None:
         sys.stderr.flush()
         os._exit(code)  # a normal exit waits for threads still blocked in calls into the JVM
     sys.exit(code)
+
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "ProgressBar",
+    "RoundProgress",
+    "_demo_config",
+    "_frame",
+    "build_parser",
+    "entry",
+    "main",
+]
