@@ -20,17 +20,34 @@ export SPARK_LOCAL_HOSTNAME := localhost
 # "Location ... is ignored" warning per package. Drop exactly those lines, keep everything else.
 PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
 
-.PHONY: help venv demo test lint bench clean distclean
+# The UI's browser tests drive a real headless Chromium (tests/ui/test_browser.py).
+CHROMIUM ?= $(or $(DEEPSPARK_CHROMIUM),/usr/bin/chromium)
+
+.PHONY: help venv browser demo test lint bench clean distclean
 
 help:
 	@echo "make venv       create .venv and install deepspark[dev] (only when pyproject.toml/constraints.txt changed)"
 	@echo "make demo       run 'deepspark demo'"
-	@echo "make test       ruff + mypy + pytest (PYTEST_ARGS='-m spark' to narrow)"
+	@echo "make test       ruff + mypy + pytest (PYTEST_ARGS='-m spark' to narrow); installs Chromium if missing"
+	@echo "make browser    install Debian's chromium for the UI browser tests when it is missing (root)"
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      run every bench/bench_*.py"
 	@echo "make clean      remove caches and generated files (distclean also removes .venv)"
 
 venv: $(STAMP)
+
+# Debian's chromium, installed as root when missing; otherwise say what to do (DEEPSPARK_CHROMIUM=/path works too).
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make: the UI browser tests need Chromium at $(CHROMIUM); install it (as root: apt-get install -y chromium)" >&2; \
+		echo "      or point DEEPSPARK_CHROMIUM at a Chromium binary" >&2; \
+		exit 1; \
+	fi; \
+	echo "installing Debian's chromium for the UI browser tests"; \
+	apt-get -o DPkg::Lock::Timeout=600 update -qq; \
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; \
+	[ -x "$(CHROMIUM)" ] || { echo "make: chromium installed, but $(CHROMIUM) is missing: set DEEPSPARK_CHROMIUM" >&2; exit 1; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +66,7 @@ lint: venv
 
 # Runs all three even when one fails, so CI shows every problem at once; fails if any did
 # (pytest's exit code 5, "no tests collected", included).
-test: venv
+test: venv browser
 	@failed=(); \
 	$(BIN)/ruff check deepspark tests || failed+=(ruff); \
 	$(BIN)/mypy || failed+=(mypy); \

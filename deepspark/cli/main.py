@@ -1,4 +1,5 @@
-"""The ``deepspark`` command: ``demo``, ``summary``, ``evaluate`` (and ``ui``/``report``/``import-keras``).
+"""The ``deepspark`` command: ``demo``, ``train``, ``summary``, ``evaluate``, and the commands of other packages
+(``ui``/``report``, ``tune``, ``rl``, ``import-keras``).
 
 ``main(argv)`` returns an exit code and never lets a traceback reach the user for bad input: deepspark's
 own errors (and missing files) print one line on stderr and exit 2.
@@ -7,205 +8,35 @@ own errors (and missing files) print one line on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
+from deepspark.cli.demo import ProgressBar, RoundProgress, add_demo_command
+from deepspark.cli.demo import demo_config as _demo_config  # kept importable from here (tests, bench scripts)
+from deepspark.cli.demo import frame as _frame
 from deepspark.cli.keras_commands import add_keras_commands
+from deepspark.cli.parsing import CommandParser, add_version_option, positive_int
+from deepspark.cli.paths import check_new_output
 from deepspark.cli.rl_commands import add_rl_commands
 from deepspark.cli.tune_commands import add_tune_command
-from deepspark.cli.ui_commands import add_ui_commands, start_ui_process
+from deepspark.cli.ui_commands import add_ui_commands
 from deepspark.errors import DeepSparkError
-from deepspark.nn.listeners import IterationInfo, TrainingListener
 
 EXIT_USAGE = 2
-
-
-class ProgressBar(TrainingListener):
-    """A one-line progress bar for ``Network.fit`` (a training listener), with score and examples/s."""
-
-    def __init__(self, total_iterations: int, stream: TextIO | None = None, width: int = 30) -> None:
-        self.total = max(total_iterations, 1)
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.start = time.perf_counter()
-        self.examples = 0
-
-    def on_fit_start(self, net: Any) -> None:
-        self.start = time.perf_counter()
-
-    def iteration_done(self, net: Any, info: IterationInfo) -> None:
-        self.examples += info.batch_size
-        done = info.iteration + 1
-        if done % 5 and done < self.total:
-            return
-        frac = min(done / self.total, 1.0)
-        filled = int(frac * self.width)
-        rate = self.examples / max(time.perf_counter() - self.start, 1e-9)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(
-            f"\r[{bar}] {done}/{self.total} epoch {info.epoch + 1} score {info.score:.4f} {rate:,.0f} examples/s"
-        )
-        self.stream.flush()
-
-    def on_fit_end(self, net: Any) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
-
-
-def _demo_config(seed: int) -> Any:
-    from deepspark.config import Adam, Conv2D, Dense, InputType, NetworkConfig, Output, Subsampling
-
-    return NetworkConfig(
-        seed=seed,
-        updater=Adam(learning_rate=2e-3),
-        input_type=InputType.convolutional_flat(8, 8, 1),
-        layers=(
-            Conv2D(n_out=16, kernel=(3, 3), activation="relu", convolution_mode="same"),
-            Subsampling(kernel=(2, 2), stride=(2, 2)),
-            Dense(n_out=64, activation="relu"),
-            Output(n_out=10, activation="softmax", loss="mcxent"),
-        ),
-    )
-
-
-class RoundProgress:
-    """A one-line progress bar over averaging rounds: round, epoch, score and examples/s."""
-
-    def __init__(self, total_rounds: int, stream: TextIO | None = None, width: int = 30) -> None:
-        self.total = max(total_rounds, 1)
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.width = width
-
-    def __call__(self, info: Any) -> None:
-        self.done += 1
-        filled = int(min(self.done / self.total, 1.0) * self.width)
-        rate = info.examples / max(info.seconds, 1e-9)
-        self.stream.write(
-            f"\r[{'#' * filled}{'-' * (self.width - filled)}] round {self.done}/{self.total} "
-            f"epoch {info.epoch + 1} score {info.score:.4f} {rate:,.0f} examples/s"
-        )
-        if self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from deepspark.data import load_digits, train_test_split
-
-    x, y = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_fraction=0.2, seed=args.seed, stratify=True)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    archive = out / "digits-cnn.zip"
-    listeners: list[Any] = []
-    if getattr(args, "ui", False):
-        from deepspark.stats import RemoteStatsRouter, StatsListener
-
-        server, url = start_ui_process(out / "runs.db")
-        print(f"training UI: {url} (server pid {server.pid}; it keeps running: stop it with 'kill {server.pid}')")
-        router = RemoteStatsRouter(url)
-        listeners.append(StatsListener(router, report_every=5))
-    try:
-        return _demo_run(args, x_train, y_train, x_test, y_test, out, archive, listeners)
-    finally:
-        for listener in listeners:
-            listener.storage.close()
-            sent, dropped = listener.storage.sent, listener.storage.dropped
-            print(f"training UI: {url} ({sent} stats records sent, {dropped} dropped)")
-
-
-def _demo_run(
-    args: argparse.Namespace,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    out: Path,
-    archive: Path,
-    listeners: list[Any],
-) -> int:
-    from deepspark.nn import Network
-
-    if args.no_spark:
-        net = Network(_demo_config(args.seed))
-        print(net.summary())
-        steps = args.epochs * -(-len(x_train) // 32)
-        net.add_listeners(ProgressBar(steps), *listeners)
-        net.fit(x_train, y_train, epochs=args.epochs, batch_size=32)
-        print(net.evaluate(x_test, y_test).stats())
-        net.save(archive)
-        print(f"model archive: {archive}")
-        return 0
-    return _demo_spark(args, x_train, y_train, x_test, y_test, out, archive, listeners)
-
-
-def _frame(spark: Any, x: np.ndarray, y: np.ndarray, partitions: int) -> Any:
-    """A DataFrame with an ``array<float>`` features column and an int label, built through Arrow."""
-    import pyarrow as pa
-
-    flat = pa.array(x.astype(np.float32).reshape(-1))
-    features = pa.FixedSizeListArray.from_arrays(flat, x.shape[1]).cast(pa.list_(pa.float32()))
-    table = pa.table({"features": features, "label": pa.array(y.astype(np.int64))})
-    return spark.createDataFrame(table.to_pandas()).repartition(partitions)
-
-
-def _demo_spark(
-    args: argparse.Namespace,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    out: Path,
-    archive: Path,
-    listeners: list[Any] = (),  # type: ignore[assignment]
-) -> int:
-    import math
-
-    from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
-
-    spark = local_spark(args.master, app_name="deepspark-demo")
-    try:
-        workers = int(spark.sparkContext.defaultParallelism)
-        master = ParameterAveraging(
-            batch_size_per_worker=32,
-            averaging_frequency=5,
-            num_workers=workers,
-            collect_training_stats=True,
-            seed=args.seed,
-        )
-        spark_net = SparkNetwork(spark, _demo_config(args.seed), master, listeners=listeners)
-        print(spark_net.network.summary())
-        print(f"training on Spark ({args.master}, {workers} workers, parameter averaging every 5 minibatches)")
-        per_worker = math.ceil(len(x_train) / workers)
-        rounds = args.epochs * math.ceil(math.ceil(per_worker / 32) / 5)
-        train_df = _frame(spark, x_train, y_train, workers)
-        net = spark_net.fit(train_df, epochs=args.epochs, on_round=RoundProgress(rounds))
-        evaluation = spark_net.evaluate(_frame(spark, x_test, y_test, workers))
-        print(evaluation.stats())
-        stats = spark_net.training_stats()
-        print(stats.summary())
-        print("advice:")
-        for finding in stats.advice():
-            print(f"  [{finding.severity}] {finding.title}: {finding.detail}")
-        net.save(archive)
-        timeline = stats.export_html(out / "timeline.html")
-        print(f"model archive: {archive}")
-        print(f"training timeline: {timeline}")
-    finally:
-        spark.stop()
-    return 0
+EXIT_INTERRUPTED = 130
 
 
 def _train(args: argparse.Namespace) -> int:
+    from deepspark.cli.spark_run import cli_spark
     from deepspark.config._spec import Spec
-    from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
+    from deepspark.spark import ParameterAveraging, SparkNetwork
 
+    out = check_new_output(args.output, args.overwrite)
     config_path = Path(args.config)
     if not config_path.exists():
         raise FileNotFoundError(f"no such config file: {args.config}")
@@ -218,8 +49,7 @@ def _train(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not data.exists():
         raise FileNotFoundError(f"no such data path: {args.data}")
-    spark = local_spark(args.master, app_name="deepspark-train")
-    try:
+    with cli_spark(args.master, "deepspark-train") as spark:
         if data.suffix.lower() == ".csv":
             df = spark.read.csv(str(data), header=True, inferSchema=True)
         else:
@@ -227,12 +57,9 @@ def _train(args: argparse.Namespace) -> int:
         features: str | list[str] = args.features_col.split(",") if "," in args.features_col else args.features_col
         spark_net = SparkNetwork(spark, config, master)  # type: ignore[arg-type]
         net = spark_net.fit(df, features_col=features, label_col=args.label_col, epochs=args.epochs)
-        out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         net.save(out)
         print(f"trained {args.epochs} epoch(s); model archive: {out}")
-    finally:
-        spark.stop()
     return 0
 
 
@@ -257,11 +84,14 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _read_eval_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    from deepspark.cli.tables import is_parquet, read_parquet_examples
     from deepspark.data import load_digits, load_mnist, read_csv
 
     if args.data == "digits":
         return load_digits()
     p = Path(args.data)
+    if is_parquet(p):
+        return read_parquet_examples(p, args.features_col.split(","), args.label_col or "label")
     if p.is_dir():
         return load_mnist(p, kind=args.kind)
     if p.suffix.lower() == ".csv":
@@ -272,7 +102,9 @@ def _read_eval_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
         return data.x, data.y
     if not p.exists():
         raise FileNotFoundError(f"no such file or directory: {args.data}")
-    raise DeepSparkError(f"--data: expected 'digits', an MNIST IDX directory or a .csv file, got {args.data}")
+    raise DeepSparkError(
+        f"--data: expected 'digits', a Parquet file or folder, an MNIST IDX folder or a .csv file, got {args.data}"
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -290,38 +122,40 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(prog="deepspark", description="Deep learning on Apache Spark with PyTorch.")
+    parser = CommandParser(prog="deepspark", description="Deep learning on Apache Spark with PyTorch.")
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train a small CNN on the built-in digits and save an archive")
-    demo.add_argument("--epochs", type=int, default=10)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--output", default="demo-output", help="folder for the archive and the timeline")
-    demo.add_argument("--master", default="local[*]", help="Spark master URL (default: local[*])")
-    demo.add_argument("--no-spark", action="store_true", help="train on this machine only, without Spark")
-    demo.add_argument("--ui", action="store_true", help="start the training UI (own process), stream stats to it")
-    demo.set_defaults(func=_demo)
+    add_demo_command(sub)
     train = sub.add_parser("train", help="train a network config on Parquet or CSV data with Spark")
     train.add_argument("--config", required=True, help="network config JSON (NetworkConfig.to_json)")
-    train.add_argument("--data", required=True, help="Parquet directory/file or CSV file")
+    train.add_argument("--data", required=True, help="Parquet file or folder, or a CSV file with a header")
     train.add_argument("--features-col", default="features", help="array/vector column, or comma-separated columns")
-    train.add_argument("--label-col", default="label")
-    train.add_argument("--master", default="local[*]")
-    train.add_argument("--epochs", type=int, default=1)
-    train.add_argument("--batch-size", type=int, default=32, help="minibatch size per worker")
-    train.add_argument("--averaging-frequency", type=int, default=5)
-    train.add_argument("--master-config", default=None, help="ParameterAveraging JSON (overrides the two above)")
-    train.add_argument("--output", default="model.zip")
+    train.add_argument("--label-col", default="label", help="label column (class indices)")
+    train.add_argument("--master", default="local[*]", help="Spark master URL")
+    train.add_argument("--epochs", type=positive_int, default=1, help="passes over the data")
+    train.add_argument("--batch-size", type=positive_int, default=32, help="minibatch size per worker")
+    train.add_argument(
+        "--averaging-frequency", type=positive_int, default=5, help="minibatches each worker fits between averages"
+    )
+    train.add_argument(
+        "--master-config", default=None, help="ParameterAveraging JSON (overrides --batch-size/--averaging-frequency)"
+    )
+    train.add_argument("--output", default="model.zip", help="model archive to write")
+    train.add_argument("--overwrite", action="store_true", help="replace --output if it exists (else: an error)")
     train.set_defaults(func=_train)
     summ = sub.add_parser("summary", help="print the layer table of an archive or a config JSON")
-    summ.add_argument("path")
+    summ.add_argument("path", help="model archive (.zip) or network config (.json)")
     summ.add_argument("--batch-size", type=int, default=0, help="also print the memory estimate at this batch size")
     summ.set_defaults(func=_summary)
     ev = sub.add_parser("evaluate", help="evaluate an archive on labelled data")
-    ev.add_argument("archive")
-    ev.add_argument("--data", required=True, help="'digits', an MNIST IDX directory, or a CSV file")
-    ev.add_argument("--kind", default="t10k", choices=["t10k", "train"], help="which MNIST files in a directory")
-    ev.add_argument("--label-col", default=None, help="label column of a CSV file (name or index)")
-    ev.add_argument("--limit", type=int, default=0, help="evaluate only the last N examples")
+    ev.add_argument("archive", help="model archive (.zip) written by train, demo or Network.save")
+    ev.add_argument(
+        "--data", required=True, help="'digits', a Parquet file or folder, an MNIST IDX folder, or a CSV file"
+    )
+    ev.add_argument("--features-col", default="features", help="Parquet: array/vector column, or comma-separated ones")
+    ev.add_argument("--label-col", default=None, help="label column; CSV: required (name or index); Parquet: 'label'")
+    ev.add_argument("--kind", default="t10k", choices=["t10k", "train"], help="which MNIST files in a folder")
+    ev.add_argument("--limit", type=int, default=0, help="evaluate only the last N examples (0: all)")
     ev.set_defaults(func=_evaluate)
     add_ui_commands(sub)
     add_tune_command(sub)
@@ -341,9 +175,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"deepspark {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point. After Ctrl-C it ends at once: the JVM and its workers follow."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # a normal exit waits for threads still blocked in calls into the JVM
+    sys.exit(code)
+
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "ProgressBar",
+    "RoundProgress",
+    "_demo_config",
+    "_frame",
+    "build_parser",
+    "entry",
+    "main",
+]

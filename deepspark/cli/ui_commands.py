@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deepspark.errors import DeepSparkError, StorageError
+from deepspark.cli.paths import existing_storage
+from deepspark.errors import DeepSparkError
 
 UI_START_TIMEOUT = 30.0
 
@@ -18,37 +19,39 @@ UI_START_TIMEOUT = 30.0
 def add_ui_commands(sub: Any) -> None:
     """Register ``ui``, ``report`` and ``stats`` on the ``deepspark`` parser's subcommands."""
     ui = sub.add_parser("ui", help="serve the training UI over a stats database (its own process)")
-    ui.add_argument("--storage", required=True, help="SQLite stats file (created when missing)")
+    ui.add_argument("--storage", required=True, help="SQLite stats file (must exist unless --create)")
+    ui.add_argument("--create", action="store_true", help="start an empty stats file when --storage is missing")
     ui.add_argument("--port", type=int, default=9000, help="0 picks a free port (printed)")
     ui.add_argument("--host", default="127.0.0.1", help="loopback by default; other addresses need --token")
     ui.add_argument("--token", default=None, help="required in 'Authorization: Bearer' to post stats")
     ui.set_defaults(func=_ui)
     rep = sub.add_parser("report", help="write one self-contained HTML report of a stats database")
     rep.add_argument("storage", help="SQLite stats file")
-    rep.add_argument("-o", "--output", default="report.html")
+    rep.add_argument("-o", "--output", default="report.html", help="HTML file to write")
     rep.add_argument("--session", default=None, help="session id (default: the newest)")
     rep.set_defaults(func=_report)
     stats = sub.add_parser("stats", help="stats database tools")
     stats_sub = stats.add_subparsers(dest="stats_command", required=True)
     tb = stats_sub.add_parser("export-tensorboard", help="write TensorBoard event files (scalars, histograms)")
     tb.add_argument("storage", help="SQLite stats file")
-    tb.add_argument("logdir")
+    tb.add_argument("logdir", help="folder for the event files")
     tb.add_argument("--session", default=None, help="one session id (default: all)")
     tb.set_defaults(func=_export_tensorboard)
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from deepspark.ui.server import serve
+    from deepspark.ui.server import is_loopback, serve
 
     if not 0 <= args.port < 65536:
         raise DeepSparkError(f"--port: expected 0..65535, got {args.port}")
+    if is_loopback(args.host) or args.token:  # else serve() names the missing --token first
+        existing_storage(args.storage, create=args.create)
     serve(args.storage, host=args.host, port=args.port, token=args.token)
     return 0
 
 
 def _existing(path: str) -> str:
-    if not Path(path).is_file():
-        raise StorageError(f"stats database {path} does not exist; train with a StatsListener(SQLiteStatsStorage(...))")
+    existing_storage(path, option="", create_flag=None)
     return path
 
 

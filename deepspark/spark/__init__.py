@@ -8,7 +8,7 @@ from __future__ import annotations
 from deepspark._failures import spark_failures as typed_errors
 from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
 from deepspark.spark.network import SparkNetwork
-from deepspark.spark.session import local_spark
+from deepspark.spark.session import cluster_spark, local_spark
 from deepspark.spark.thresholds import AdaptiveThreshold, FixedThreshold, ResidualClipping, TargetSparsity
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "SparkNetwork",
     "TargetSparsity",
     "TrainingMaster",
+    "cluster_spark",
     "local_spark",
     "typed_errors",
 ]

@@ -33,6 +33,11 @@ def test_cli_demo_on_spark_writes_archive_timeline_and_prints_advice(tmp_path: P
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Accuracy" in result.stdout
     assert "advice:" in result.stdout
+    if "[warning]" in result.stdout:  # the demo explains why its tiny data earns warnings
+        assert "the digits set is tiny" in result.stdout
+    assert "data: scikit-learn's bundled handwritten digits" in result.stdout
+    assert "log4j" not in result.stderr and "WARN" not in result.stderr  # Spark's log went to spark.log
+    assert (tmp_path / "spark.log").is_file()
     assert "round" in result.stderr  # the progress bar
     assert (tmp_path / "digits-cnn.zip").stat().st_size > 1000
     html = (tmp_path / "timeline.html").read_text()
@@ -56,6 +61,15 @@ def test_cli_train_from_parquet_writes_archive(spark: SparkSession, tmp_path: Pa
     assert (tmp_path / "model.zip").exists()
     meta = json.loads(__import__("zipfile").ZipFile(tmp_path / "model.zip").read("metadata.json"))
     assert meta["epoch"] == 2
+    # evaluate reads the same Spark-written Parquet folder; a second train refuses to replace the model
+    from deepspark.cli.main import main
+
+    assert main(["evaluate", str(tmp_path / "model.zip"), "--data", str(tmp_path / "data")]) == 0
+    before = (tmp_path / "model.zip").read_bytes()
+    again = ["train", "--config", str(tmp_path / "conf.json"), "--data", str(tmp_path / "data"),
+             "--output", str(tmp_path / "model.zip")]
+    assert main(again) == 2
+    assert (tmp_path / "model.zip").read_bytes() == before
 
 
 def test_cli_train_missing_config_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -58,6 +58,15 @@ def test_local_spark_session_has_loopback_quiet_settings(spark: SparkSession) ->
     assert conf.get("spark.scheduler.barrier.maxConcurrentTasksCheck.interval") == "1s"
 
 
+def test_local_spark_driver_jvm_runs_the_quiet_log_configuration(spark: SparkSession) -> None:
+    options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions") or ""
+    assert "-Dlog4j2.configurationFile=file:" in options and "deepspark-log4j2-" in options
+    log_manager = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager  # type: ignore[union-attr]
+    # only the quiet configuration sets these two: duplicated task traces and startup chatter are off
+    assert str(log_manager.getLogger("org.apache.spark.scheduler.TaskSetManager").getLevel()) == "ERROR"
+    assert str(log_manager.getLogger("org.apache.hadoop.util.NativeCodeLoader").getLevel()) == "ERROR"
+
+
 def test_local_spark_called_again_returns_running_session(spark: SparkSession) -> None:
     again = local_spark("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
     assert again.sparkContext is spark.sparkContext
