@@ -212,8 +212,7 @@ def _run_spark(
             f"training on Spark ({args.master}, {workers} workers, parameter averaging every {frequency} "
             f"minibatches of {BATCH_SIZE})"
         )
-        per_worker = math.ceil(len(x_train) / workers)
-        rounds = args.epochs * math.ceil(math.ceil(per_worker / BATCH_SIZE) / frequency)
+        rounds = args.epochs  # the collective transport reports to the driver once per epoch
         train_df = frame(spark, x_train, y_train, workers)
         net = spark_net.fit(train_df, epochs=args.epochs, on_round=RoundProgress(rounds))
         evaluation = spark_net.evaluate(frame(spark, x_test, y_test, workers))
