@@ -24,8 +24,9 @@ def save_network(
     """
     if net.config is None:
         raise DeepSparkError(
-            "this network wraps a torch module (Network.from_module) and has no config to archive; "
-            "save net.params() and rebuild the module yourself"
+            "this network wraps a torch module instance (Network.from_module) and has no config to archive; "
+            "build it as Network(ModuleConfig(factory='package.module:function', kwargs=..., input_shape=..., "
+            "n_out=..., loss=...)) to get a network that saves, loads, exports and trains on Spark"
         )
     norm = normalizer if normalizer is not None else net.normalizer
     score = None if net.last_score is None else float(net.last_score)

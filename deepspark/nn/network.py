@@ -16,21 +16,25 @@ import torch
 from torch import Tensor, nn
 
 from deepspark.config.graph import GraphConfig
-from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence
+from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence, TorchLayer
+from deepspark.config.module import ModuleConfig
 from deepspark.config.network import NetworkConfig
-from deepspark.errors import DataError, DeepSparkError
+from deepspark.errors import ConfigError, DataError, DeepSparkError
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
 from deepspark.nn.graph_model import GraphModel
 from deepspark.nn.inputs import check_embedding_indices, features_to_tensor, labels_to_tensor, mask_to_tensor
 from deepspark.nn.listeners import IterationInfo, TrainingListener
-from deepspark.nn.model import TORCH_DTYPES, Head, ParamRole, SequentialModel
+from deepspark.nn.model import TORCH_DTYPES, Head, ModuleModel, ParamRole, SequentialModel
 from deepspark.nn.regularization import GradientPostProcessor
 from deepspark.nn.updaters import FlatUpdater, make_updater
 
 if TYPE_CHECKING:
     from deepspark.config.updaters import Updater
     from deepspark.eval import Evaluation, RegressionEvaluation
+
+MODELS: dict[type, Any] = {NetworkConfig: SequentialModel, GraphConfig: GraphModel, ModuleConfig: ModuleModel}
+"""The torch module each root config compiles to (every one speaks the protocol ``Network`` trains through)."""
 
 Slot = Tensor | tuple[Tensor | None, ...]  # one tensor, or (graphs) one per graph input / output
 Batch = tuple[Slot, Slot | None, Slot | None, Slot | None]  # features, labels, features mask, labels mask
@@ -52,14 +56,20 @@ class Network:
         >>> print(net.evaluate(x_test, y_test).stats())              # doctest: +SKIP
     """
 
-    def __init__(self, config: NetworkConfig | GraphConfig) -> None:
-        if not isinstance(config, (NetworkConfig, GraphConfig)):
-            raise DeepSparkError(f"Network needs a NetworkConfig or GraphConfig, got {type(config).__name__}")
-        self.config: NetworkConfig | GraphConfig | None = config
+    def __init__(self, config: NetworkConfig | GraphConfig | ModuleConfig) -> None:
+        compile_model = MODELS.get(type(config))
+        if compile_model is None:
+            hint = ""
+            if isinstance(config, nn.Module):
+                hint = (
+                    "; for your own module pass ModuleConfig(factory='package.module:function', ...) (saves, "
+                    "loads and trains on Spark), or Network.from_module(module, ...) for this process only"
+                )
+            raise ConfigError(f"Network needs a NetworkConfig, GraphConfig or ModuleConfig, got {type(config).__name__}"
+                              f"{hint}")
+        self.config: NetworkConfig | GraphConfig | ModuleConfig | None = config
         dtype = TORCH_DTYPES[config.dtype]
-        model: SequentialModel | GraphModel = (
-            GraphModel(config) if isinstance(config, GraphConfig) else SequentialModel(config)
-        )
+        model = compile_model(config)
         model.init_params(config.weight_init, torch.Generator().manual_seed(config.seed))
         self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
         self.post = GradientPostProcessor.from_config(config, self.flat, self.roles)
@@ -69,7 +79,8 @@ class Network:
             self._vocab = None
             self._input_vocab[:] = model.input_vocab
         self._stochastic = any(
-            layer.dropout > 0 or (isinstance(layer, Dropout) and layer.rate > 0) for layer in config.layers
+            layer.dropout > 0 or (isinstance(layer, Dropout) and layer.rate > 0) or isinstance(layer, TorchLayer)
+            for layer in config.layers
         )
 
     def _setup(
@@ -112,8 +123,10 @@ class Network:
         """Wrap a user's ``torch.nn.Module`` (the escape hatch): flat buffers, updaters, fit/evaluate all apply.
 
         The module maps a feature batch to pre-activations (logits for classifiers); ``activation``
-        defaults to softmax for ``mcxent``, sigmoid for ``xent``, identity otherwise. Such a network has no
-        config, so it cannot be written as an archive; save ``params()`` and rebuild the module yourself.
+        defaults to softmax for ``mcxent``, sigmoid for ``xent``, identity otherwise. Such a network lives in
+        this process only: it has no config, so it cannot be saved as an archive or shipped to Spark
+        executors. For that, describe the module by its factory: ``Network(ModuleConfig(factory=
+        "package.module:function", kwargs=..., input_shape=..., n_out=..., loss=...))``.
         """
         from deepspark.config.names import LOSSES
         from deepspark.config.updaters import Adam

@@ -25,6 +25,7 @@ from deepspark.config.layers.core import (
     Output,
 )
 from deepspark.config.layers.recurrent import GRU, LSTM, Bidirectional, LastTimeStep, RnnOutput, SimpleRnn
+from deepspark.config.layers.torch_layer import TorchLayer
 
 __all__ = [
     "GRU",
@@ -51,6 +52,7 @@ __all__ = [
     "Subsampling",
     "Subsampling1D",
     "Subsampling2D",
+    "TorchLayer",
     "Upsampling2D",
     "ZeroPadding2D",
 ]
