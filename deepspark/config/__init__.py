@@ -39,8 +39,8 @@ from deepspark.config.layers import (
     Subsampling,
     Subsampling1D,
     Subsampling2D,
-    Upsampling2D,
     TorchLayer,
+    Upsampling2D,
     ZeroPadding2D,
 )
 from deepspark.config.module import ModuleConfig
@@ -79,8 +79,9 @@ __all__ = [
     "Conv1D", "Conv2D", "Cropping2D", "CycleSchedule", "Deconv2D", "Dense", "Dropout", "ElementWise", "Embedding",
     "EmbeddingSequence", "ExponentialSchedule", "GlobalPooling", "GraphConfig", "GraphVertex", "InputType",
     "InverseSchedule", "L2Normalize", "LastTimeStep", "Layer", "LayerNorm", "LayerVertex", "LossLayer",
-    "MapSchedule", "Merge", "ModuleConfig", "Nadam", "Nesterovs", "NetworkConfig", "NoOp", "Output", "PolySchedule", "RmsProp",
-    "RnnOutput", "RootConfig", "Scale", "Schedule", "Sgd", "SigmoidSchedule", "SimpleRnn", "Spec", "Stack", "StepSchedule",
-    "Subsampling", "Subsampling1D", "Subsampling2D", "Subset", "TorchLayer", "Unstack", "Updater", "Upsampling2D",
-    "WarmupSchedule", "ZeroPadding2D", "config_from_dict", "config_from_json", "registered",
+    "MapSchedule", "Merge", "ModuleConfig", "Nadam", "Nesterovs", "NetworkConfig", "NoOp", "Output",
+    "PolySchedule", "RmsProp", "RnnOutput", "RootConfig", "Scale", "Schedule", "Sgd", "SigmoidSchedule",
+    "SimpleRnn", "Spec", "Stack", "StepSchedule", "Subsampling", "Subsampling1D", "Subsampling2D", "Subset",
+    "TorchLayer", "Unstack", "Updater", "Upsampling2D", "WarmupSchedule", "ZeroPadding2D", "config_from_dict",
+    "config_from_json", "registered",
 ]

@@ -1,8 +1,9 @@
 """The base of every config spec: a tag registry, annotation-driven validation, and the exact JSON round trip.
 
 A spec is a frozen, slotted, keyword-only dataclass whose fields are JSON scalars, tuples, ``Literal``
-strings, nested specs, or (``dict[str, Any]``) a plain JSON object such as a factory's keyword arguments. Validation is driven by the field annotations (one rule for every spec, one
-message shape for every error); a spec adds its own range checks in ``_validate``. ``to_dict`` writes
+strings, nested specs, or (``dict[str, Any]``) a plain JSON object such as a factory's keyword arguments.
+Validation is driven by the field annotations (one rule for every spec, one message shape for every error);
+a spec adds its own range checks in ``_validate``. ``to_dict`` writes
 the spec's registry tag under ``"type"``; ``from_dict`` reads it back, rejecting unknown tags and keys
 with the closest valid name. Specs never hold code: no callables, and the only import paths are the
 ``module:function`` factory references of ``ModuleConfig``/``TorchLayer``, checked here as text and imported

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from deepspark.config._spec import suggest
-from deepspark.config.layers import TorchLayer
+from deepspark.config.layers import Layer, TorchLayer
 from deepspark.config.network import LayerPlan
 from deepspark.errors import ConfigError
 from deepspark.nn.layers import CompiledLayer, Masked
@@ -170,4 +170,4 @@ class CompiledTorchLayer(CompiledLayer):
         self.module.load_state_dict(fresh.state_dict())
 
 
-TORCH_BUILDERS: dict[type[TorchLayer], type[CompiledLayer]] = {TorchLayer: CompiledTorchLayer}
+TORCH_BUILDERS: dict[type[Layer], type[CompiledLayer]] = {TorchLayer: CompiledTorchLayer}
