@@ -135,10 +135,12 @@ def _check_layout(layout: Any, net: Network, config: object, path: object) -> No
         owner = _owner(net, config, str(name))
         what = f"tensor {saved[0]!r} {tuple(saved[1])} in the archive" if saved else "no more tensors in the archive"
         made = f"{have[0]!r} {tuple(have[1])}" if have else "no such tensor"
+        saved_total = sum(math.prod(e[1]) for e in layout)
         raise ModelFormatError(
-            f"model archive {path}: the network{owner} does not match the saved parameters: first mismatch at "
-            f"position {i}: {what}, the rebuilt network has {made}; the factory or its kwargs changed since "
-            "the archive was written"
+            f"model archive {path}: the saved parameters do not match the network{owner}: first mismatch at "
+            f"position {i}: {what}, the rebuilt network has {made} (the archive holds {saved_total} values, the "
+            f"config builds a network with {net.num_params()}); the config, the factory or its kwargs changed "
+            "since the archive was written"
         )
 
 

@@ -20,9 +20,12 @@ from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence, Torch
 from deepspark.config.module import ModuleConfig
 from deepspark.config.network import NetworkConfig
 from deepspark.errors import ConfigError, DataError, DeepSparkError
+from deepspark.nn.callbacks import Callback
+from deepspark.nn.fit_session import FitSession, local_validator, validation_names
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
 from deepspark.nn.graph_model import GraphModel
+from deepspark.nn.history import History
 from deepspark.nn.inputs import check_embedding_indices, features_to_tensor, labels_to_tensor, mask_to_tensor
 from deepspark.nn.listeners import IterationInfo, TrainingListener
 from deepspark.nn.model import TORCH_DTYPES, Head, ModuleModel, ParamRole, SequentialModel
@@ -279,11 +282,18 @@ class Network:
         shuffle: bool = True,
         features_mask: Any = None,
         labels_mask: Any = None,
-    ) -> Network:
+        validation_data: Any = None,
+        callbacks: Sequence[Callback] = (),
+        verbose: int | bool | None = None,
+    ) -> History:
         """Train for ``epochs`` over numpy arrays (labels: class indices or one-hot) or a ``DataSet`` iterator.
 
         Arrays are checked and converted to tensors once. With ``shuffle`` the order is re-drawn every
         epoch from ``seed`` and the epoch number, so a fixed seed reproduces training exactly (on CPU).
+        ``validation_data`` (``(x, y)`` or a ``DataSet`` iterator) adds ``val_loss`` (and ``val_accuracy``
+        for classifiers) to every epoch; ``callbacks`` (``EarlyStopping``, ``ModelCheckpoint``,
+        ``LearningRateLogger``) run after each epoch; ``verbose`` draws a progress bar (None: only in a
+        terminal or notebook; 0 off; 1 bar; 2 one line per epoch). Returns the epochs' ``History``.
         """
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
@@ -294,8 +304,12 @@ class Network:
             if y is None:
                 raise DataError("labels are missing: call fit(x, y) with arrays, or fit(iterator) with DataSets")
             data = self._prepare(x, y, features_mask, labels_mask)
+        validate = None if validation_data is None else local_validator(self, validation_data)
+        session = FitSession(self, epochs, callbacks=callbacks, validate=validate,
+                             val_names=validation_names(self) if validate else (), verbose=verbose)
         for listener in self.listeners:
             listener.on_fit_start(self)
+        session.start()
         with torch.random.fork_rng(devices=[]):
             for _ in range(epochs):
                 for listener in self.listeners:
@@ -306,18 +320,21 @@ class Network:
                     if hasattr(x, "reset"):
                         x.reset()
                     batches = self._batches_from(x)
+                session.begin_epoch(-(-_rows(data[0]) // batch_size) if arrays else _length(x))
                 steps = 0
                 for batch in batches:
-                    self.fit_batch(batch)
+                    session.step(self.fit_batch(batch))
                     steps += 1
                 if steps == 0:
                     raise DataError("the data yielded no minibatches; check that the iterator is not empty")
                 self.epoch += 1
                 for listener in self.listeners:
                     listener.on_epoch_end(self, self.epoch - 1)
+                if not session.end_epoch():
+                    break
         for listener in self.listeners:
             listener.on_fit_end(self)
-        return self
+        return session.finish()
 
     def _epoch_batches(self, data: Batch, batch_size: int, shuffle: bool) -> Iterator[Batch]:
         n = _rows(data[0])
@@ -538,6 +555,14 @@ def _seq(t: Slot | None, n: int = 1) -> list[Tensor | None]:
 def _tensors(t: Slot) -> list[Tensor]:
     """A present batch slot (features or labels) as a list of tensors."""
     return [cast(Tensor, a) for a in t] if isinstance(t, tuple) else [t]
+
+
+def _length(data: Any) -> int | None:
+    """Minibatches per epoch of an iterator that knows it (``len``), else None."""
+    try:
+        return len(data)
+    except TypeError:
+        return None
 
 
 def _rows(t: Slot) -> int:

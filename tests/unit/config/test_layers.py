@@ -38,6 +38,7 @@ from deepspark.config import (
     SimpleRnn,
     Subsampling1D,
     Subsampling2D,
+    TorchLayer,
     Upsampling2D,
     ZeroPadding2D,
 )
@@ -115,6 +116,13 @@ CASES: dict[str, Case] = {
     "bidirectional": Case(Bidirectional(layer=LSTM(n_out=4), mode="concat"), RNN, TO_RNN, "layer", Dense(n_out=2)),
     "rnn_output": Case(RnnOutput(n_out=3), RNN, (), "loss", "mcxentt", hint="did you mean 'mcxent'"),
     "last_time_step": Case(LastTimeStep(), RNN, TO_FF, "l2", -0.1),
+    "torch_layer": Case(
+        TorchLayer(factory="torch.nn:Linear", kwargs={"in_features": 4, "out_features": 3}, n_out=3),
+        FF,
+        TO_FF,
+        "n_out",
+        0,
+    ),
 }
 
 TAGS = sorted(registered(Layer))
