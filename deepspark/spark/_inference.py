@@ -80,12 +80,10 @@ def load_network(task: InferenceTask, params_bc: Broadcast[bytes]) -> Network:
     key = _key(task.config_json)
     cached = _NETWORKS.get(key)
     if cached is None:
-        from deepspark.config.graph import GraphConfig
-        from deepspark.config.network import NetworkConfig
+        from deepspark.config.root import config_from_json
         from deepspark.nn import Network
 
-        config = GraphConfig.from_json(task.config_json) if task.graph else NetworkConfig.from_json(task.config_json)
-        cached = (Network(config), "")
+        cached = (Network(config_from_json(task.config_json)), "")  # type: ignore[arg-type]
     net, loaded = cached
     if loaded != task.params_key:  # a new call: take its parameters (later tasks of the call reuse them)
         params = np.frombuffer(params_bc.value, dtype=np.dtype(task.params_dtype))

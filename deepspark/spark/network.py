@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepspark.errors import DataError, DeepSparkError
+from deepspark.errors import ConfigError, DataError, DeepSparkError
+from deepspark.nn.fit_session import FitSession, StopFit, is_classifier, local_validator, validation_names
 from deepspark.spark import _averaging, _sharing
 from deepspark.spark.listeners import notify
 from deepspark.spark.masters import GradientSharing, ParameterAveraging, TrainingMaster
@@ -18,8 +19,10 @@ from deepspark.spark.stats import TrainingStats, driver_event
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from deepspark.config import GraphConfig, NetworkConfig
+    from deepspark.config import GraphConfig, ModuleConfig, NetworkConfig
     from deepspark.nn import Network
+    from deepspark.nn.callbacks import Callback
+    from deepspark.nn.history import History
 
 log = logging.getLogger("deepspark")
 
@@ -37,7 +40,7 @@ class SparkNetwork:
     def __init__(
         self,
         spark: SparkSession,
-        network: NetworkConfig | GraphConfig | Network,
+        network: NetworkConfig | GraphConfig | ModuleConfig | Network,
         training_master: TrainingMaster | None = None,
         *,
         listeners: Sequence[Any] = (),
@@ -46,7 +49,14 @@ class SparkNetwork:
 
         self.spark = spark
         self.network: Network = network if isinstance(network, Network) else Network(network)
+        if self.network.config is None:
+            raise ConfigError(
+                "SparkNetwork cannot ship a network wrapped with Network.from_module (executors rebuild networks "
+                "from their config); describe the module as ModuleConfig(factory='package.module:function', ...)",
+                "network",
+            )
         self.master = training_master or ParameterAveraging()
+        self.history: History | None = None  # the epochs' metrics of the last fit
         self._stats: TrainingStats | None = None
         self.listeners: list[Any] = list(listeners)
 
@@ -73,6 +83,9 @@ class SparkNetwork:
         checkpoint_every: int = 1,
         resume_from: str | Path | None = None,
         on_round: Callable[[_averaging.RoundInfo], None] | None = None,
+        validation_data: Any = None,
+        callbacks: Sequence[Callback] = (),
+        verbose: int | bool | None = None,
     ) -> Network:
         """Train for ``epochs`` epochs and return the trained ``Network`` (also ``self.network``).
 
@@ -80,6 +93,8 @@ class SparkNetwork:
         ``checkpoint_dir`` an archive is written every ``checkpoint_every`` epochs; ``resume_from`` (an
         archive or a checkpoint folder) continues from the epoch it was written at, so on CPU with a
         fixed seed a resumed run ends with the same parameters as an uninterrupted one.
+        ``validation_data`` (a DataFrame with the same columns, or ``(x, y)`` arrays evaluated on the driver),
+        ``callbacks`` and ``verbose`` work as in ``Network.fit``; the epochs' metrics land in ``self.history``.
         """
         from deepspark.nn import Network
 
@@ -92,6 +107,7 @@ class SparkNetwork:
         if resume_from is not None:
             self.network = Network.load(_averaging.latest_checkpoint(resume_from))
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
+        session = self._fit_session(epochs, validation_data, features_col, label_col, callbacks, verbose)
         master = self.master
         workers = self._workers()
         stats = None
@@ -119,6 +135,13 @@ class SparkNetwork:
             else:
                 prepared = _averaging.prepare(data, self.network, master, features_col, label_col, workers, record)
         start_epoch = self.network.epoch
+
+        def round_done(info: _averaging.RoundInfo) -> None:
+            session.step(info.score, total=info.rounds_in_epoch)
+            if on_round is not None:
+                on_round(info)
+
+        session.start()
         try:
 
             def on_epoch(epoch: int) -> None:
@@ -126,20 +149,26 @@ class SparkNetwork:
                     path = Path(checkpoint_dir) / f"checkpoint_epoch{epoch:04d}.zip"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     self.network.save(path)
+                if not session.end_epoch():
+                    raise StopFit
 
             notify(self.listeners, "on_spark_fit_start", self.network, self._listener_info(master, workers))
             if isinstance(master, GradientSharing):
                 _sharing.train(
-                    self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch, self.listeners
+                    self.spark, self.network, master, prepared, epochs, stats, round_done, on_epoch, self.listeners
                 )
             else:
                 _averaging.train(
-                    self.spark, self.network, master, prepared, epochs, stats, on_round, on_epoch, self.listeners
+                    self.spark, self.network, master, prepared, epochs, stats, round_done, on_epoch, self.listeners
                 )
+        except StopFit:
+            pass
         finally:
+            session.progress.close()
             prepared.unpersist()
             if export_path is not None and not getattr(master, "keep_export", False):
                 shutil.rmtree(export_path, ignore_errors=True)
+        self.history = session.finish()
         if stats is not None:
             stats.end = time.time()
             self._stats = stats
@@ -147,6 +176,29 @@ class SparkNetwork:
                 log.info("training advice: %s — %s", finding.title, finding.detail)
         notify(self.listeners, "on_spark_fit_end", self.network, stats)
         return self.network
+
+    def _fit_session(
+        self, epochs: int, validation: Any, features_col: Any, label_col: str, callbacks: Any, verbose: Any
+    ) -> FitSession:
+        """Validation (a DataFrame is checked against the network now), callbacks and progress of one fit."""
+        from pyspark.sql import DataFrame
+
+        from deepspark.spark import _inference
+
+        if validation is None or not isinstance(validation, DataFrame):
+            validate = None if validation is None else local_validator(self.network, validation)
+        else:
+            _inference._resolve(validation, self.network, features_col, label_col)
+
+            def validate() -> dict[str, float]:
+                metrics = {"val_loss": self.score(validation, features_col, label_col)}
+                if is_classifier(self.network):
+                    metrics["val_accuracy"] = float(self.evaluate(validation, features_col, label_col).accuracy())
+                return metrics
+
+        names = validation_names(self.network) if validation is not None else ()
+        return FitSession(self.network, epochs, callbacks=callbacks, validate=validate, val_names=names,
+                          verbose=verbose, unit="round")
 
     def _listener_info(self, master: TrainingMaster, workers: int) -> dict[str, Any]:
         """What listeners learn once per fit: master settings, workers, Spark version, master URL, app id."""
