@@ -522,6 +522,22 @@ class Network:
 
         save_network(self, path, save_updater=save_updater, normalizer=normalizer)
 
+    def export_onnx(self, path: str | Path, *, verify: bool = True, opset: int | None = None) -> Any:
+        """Write an ONNX model (activated outputs, dynamic batch) and, with ``verify``, check it in onnxruntime.
+
+        Returns an ``OnnxExport`` (path, input/output names, max abs difference to torch). Needs the
+        ``export`` extra (``pip install 'deepspark[export]'``).
+        """
+        from deepspark.nn.export import export_onnx
+
+        return export_onnx(self, path, verify=verify, opset=opset)
+
+    def export_torch(self, path: str | Path) -> Path:
+        """Write a plain ``state_dict`` as safetensors plus the module's source reference (``load_torch`` reads it)."""
+        from deepspark.nn.export import export_torch
+
+        return export_torch(self, path)
+
     @staticmethod
     def load(path: str | Path) -> Network:
         """Read an archive written by ``save``; hostile or damaged files raise ``ModelFormatError``."""
