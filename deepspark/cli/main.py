@@ -8,50 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
+from deepspark.cli.export_commands import add_export_commands
 from deepspark.cli.ui_commands import add_ui_commands, start_ui_process
 from deepspark.errors import DeepSparkError
-from deepspark.nn.listeners import IterationInfo, TrainingListener
 
 EXIT_USAGE = 2
-
-
-class ProgressBar(TrainingListener):
-    """A one-line progress bar for ``Network.fit`` (a training listener), with score and examples/s."""
-
-    def __init__(self, total_iterations: int, stream: TextIO | None = None, width: int = 30) -> None:
-        self.total = max(total_iterations, 1)
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.start = time.perf_counter()
-        self.examples = 0
-
-    def on_fit_start(self, net: Any) -> None:
-        self.start = time.perf_counter()
-
-    def iteration_done(self, net: Any, info: IterationInfo) -> None:
-        self.examples += info.batch_size
-        done = info.iteration + 1
-        if done % 5 and done < self.total:
-            return
-        frac = min(done / self.total, 1.0)
-        filled = int(frac * self.width)
-        rate = self.examples / max(time.perf_counter() - self.start, 1e-9)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(
-            f"\r[{bar}] {done}/{self.total} epoch {info.epoch + 1} score {info.score:.4f} {rate:,.0f} examples/s"
-        )
-        self.stream.flush()
-
-    def on_fit_end(self, net: Any) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def _demo_config(seed: int) -> Any:
@@ -68,28 +35,6 @@ def _demo_config(seed: int) -> Any:
             Output(n_out=10, activation="softmax", loss="mcxent"),
         ),
     )
-
-
-class RoundProgress:
-    """A one-line progress bar over averaging rounds: round, epoch, score and examples/s."""
-
-    def __init__(self, total_rounds: int, stream: TextIO | None = None, width: int = 30) -> None:
-        self.total = max(total_rounds, 1)
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.width = width
-
-    def __call__(self, info: Any) -> None:
-        self.done += 1
-        filled = int(min(self.done / self.total, 1.0) * self.width)
-        rate = info.examples / max(info.seconds, 1e-9)
-        self.stream.write(
-            f"\r[{'#' * filled}{'-' * (self.width - filled)}] round {self.done}/{self.total} "
-            f"epoch {info.epoch + 1} score {info.score:.4f} {rate:,.0f} examples/s"
-        )
-        if self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -132,9 +77,8 @@ def _demo_run(
     if args.no_spark:
         net = Network(_demo_config(args.seed))
         print(net.summary())
-        steps = args.epochs * -(-len(x_train) // 32)
-        net.add_listeners(ProgressBar(steps), *listeners)
-        net.fit(x_train, y_train, epochs=args.epochs, batch_size=32)
+        net.add_listeners(*listeners)
+        net.fit(x_train, y_train, epochs=args.epochs, batch_size=32)  # progress bar in a terminal (verbose=None)
         print(net.evaluate(x_test, y_test).stats())
         net.save(archive)
         print(f"model archive: {archive}")
@@ -162,8 +106,6 @@ def _demo_spark(
     archive: Path,
     listeners: list[Any] = (),  # type: ignore[assignment]
 ) -> int:
-    import math
-
     from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
 
     spark = local_spark(args.master, app_name="deepspark-demo")
@@ -179,10 +121,8 @@ def _demo_spark(
         spark_net = SparkNetwork(spark, _demo_config(args.seed), master, listeners=listeners)
         print(spark_net.network.summary())
         print(f"training on Spark ({args.master}, {workers} workers, parameter averaging every 5 minibatches)")
-        per_worker = math.ceil(len(x_train) / workers)
-        rounds = args.epochs * math.ceil(math.ceil(per_worker / 32) / 5)
         train_df = _frame(spark, x_train, y_train, workers)
-        net = spark_net.fit(train_df, epochs=args.epochs, on_round=RoundProgress(rounds))
+        net = spark_net.fit(train_df, epochs=args.epochs)  # progress bar in a terminal (verbose=None)
         evaluation = spark_net.evaluate(_frame(spark, x_test, y_test, workers))
         print(evaluation.stats())
         stats = spark_net.training_stats()
@@ -200,13 +140,13 @@ def _demo_spark(
 
 
 def _train(args: argparse.Namespace) -> int:
-    from deepspark.config._spec import Spec
+    from deepspark.config import config_from_json
     from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
 
     config_path = Path(args.config)
     if not config_path.exists():
         raise FileNotFoundError(f"no such config file: {args.config}")
-    config = Spec.from_json(config_path.read_bytes())
+    config = config_from_json(config_path.read_bytes())
     master = (
         ParameterAveraging.from_json(Path(args.master_config).read_bytes())
         if args.master_config
@@ -321,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=0, help="evaluate only the last N examples")
     ev.set_defaults(func=_evaluate)
     add_ui_commands(sub)
+    add_export_commands(sub)
     return parser
 
 

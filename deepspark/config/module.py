@@ -62,6 +62,7 @@ class ModuleConfig(RootConfig):
 
     kind = "network config"
     weight_init: ClassVar[str] = "xavier"  # unused: the module initializes its own parameters
+    INPUT_FIELD: ClassVar[str] = "input_shape"
 
     factory: str
     kwargs: dict[str, Any] = field(default_factory=dict)

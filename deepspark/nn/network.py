@@ -195,7 +195,7 @@ class Network:
         if isinstance(self.config, GraphConfig):
             return self._prepare_graph(self.config, x, y, features_mask, labels_mask)
         if self.config is not None:
-            xt = features_to_tensor(x, self.config.input_type, self.dtype)
+            xt = features_to_tensor(x, self.config.input_type, self.dtype, field=_input_field(self.config))
         else:
             xt = _tensor_from_any(x, self.dtype)
         if self._vocab is not None:
@@ -571,6 +571,11 @@ def _seq(t: Slot | None, n: int = 1) -> list[Tensor | None]:
 def _tensors(t: Slot) -> list[Tensor]:
     """A present batch slot (features or labels) as a list of tensors."""
     return [cast(Tensor, a) for a in t] if isinstance(t, tuple) else [t]
+
+
+def _input_field(config: Any) -> str:
+    """The config field that sets the input width (``input_shape`` for a ``ModuleConfig``)."""
+    return str(getattr(config, "INPUT_FIELD", "input_type"))
 
 
 def _length(data: Any) -> int | None:
