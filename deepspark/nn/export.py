@@ -216,8 +216,8 @@ def load_torch(path: str | Path) -> nn.Module:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         tensors = load_file(str(path))
-    except (OSError, ValueError, RuntimeError) as e:
-        raise ModelFormatError(f"{path}: not a readable safetensors file ({e})") from None
+    except Exception as e:  # safetensors raises its own SafetensorError for damaged headers
+        raise ModelFormatError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     if metadata.get("format") != TORCH_FORMAT or "config" not in metadata:
         raise ModelFormatError(f"{path}: not written by export_torch (no {TORCH_FORMAT!r} metadata)")
     from deepspark.nn.network import Network

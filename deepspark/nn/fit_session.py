@@ -45,7 +45,7 @@ def validation_names(net: Network) -> tuple[str, ...]:
 
 def local_validator(net: Network, validation_data: Any) -> Validator:
     """Validation on this machine: ``(x, y)`` arrays (checked and converted now), or an iterator of ``DataSet``."""
-    if isinstance(validation_data, (tuple, list)):
+    if isinstance(validation_data, (tuple, list)) and not any(hasattr(v, "features") for v in validation_data):
         if len(validation_data) != 2:
             raise DataError(
                 f"validation_data: expected (features, labels), got a {type(validation_data).__name__} of "
