@@ -75,10 +75,9 @@ def test_onnx_in_onnxruntime_equals_torch(trained: dict[str, tuple[Network, Any]
 
 
 def test_export_torch_is_the_modules_own_state_dict(trained: dict[str, tuple[Network, Any]], tmp_path: Path) -> None:
+    from deepspark_testmodels.resnet import small_resnet
     from safetensors import safe_open
     from safetensors.torch import load_file
-
-    from deepspark_testmodels.resnet import small_resnet
 
     net, _ = trained["resnet"]
     path = net.export_torch(tmp_path / "resnet.safetensors")

@@ -107,8 +107,8 @@ def test_learning_rate_logger_records_the_schedule() -> None:
     x, y = _data(0, 32)
     lines: list[str] = []
     updater = Sgd(learning_rate=ExponentialSchedule(initial=0.1, gamma=0.5, schedule_type="epoch"))
-    history = Network(_conf(0, updater)).fit(x, y, epochs=3, batch_size=16, callbacks=[LearningRateLogger(lines.append)],
-                                             verbose=0)
+    logger = LearningRateLogger(lines.append)
+    history = Network(_conf(0, updater)).fit(x, y, epochs=3, batch_size=16, callbacks=[logger], verbose=0)
     assert history["lr"] == pytest.approx([0.05, 0.025, 0.0125])
     assert len(lines) == 3 and "learning rate 0.05" in lines[0]
 

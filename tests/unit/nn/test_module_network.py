@@ -129,7 +129,7 @@ def test_archive_factory_that_builds_other_shapes_names_factory_and_first_tensor
 def test_archive_factory_not_importable_is_model_format_error_naming_it(tmp_path: Path) -> None:
     Network(resnet_conf()).save(tmp_path / "a.zip")
     _rewrite_config(tmp_path / "a.zip", tmp_path / "b.zip", factory="vanished_package.models:net")
-    with pytest.raises(ModelFormatError, match="factory 'vanished_package.models:net'.*cannot import"):
+    with pytest.raises(ModelFormatError, match=r"factory 'vanished_package\.models:net'.*cannot import"):
         Network.load(tmp_path / "b.zip")
 
 
@@ -169,8 +169,10 @@ def test_frozen_parameters_travel_in_the_flat_buffer_but_never_change() -> None:
     before = net.params()
     rng = np.random.default_rng(0)
     net.fit(rng.normal(size=(16, 4)).astype(np.float32), rng.normal(size=(16, 3)).astype(np.float32), verbose=0)
+    after = net.params()
     for s in frozen:
-        np.testing.assert_array_equal(net.params()[s.offset : s.offset + s.numel], before[s.offset : s.offset + s.numel])
+        part = slice(s.offset, s.offset + s.numel)
+        np.testing.assert_array_equal(after[part], before[part])
     assert not np.array_equal(net.params()[: net.flat.n_trainable], before[: net.flat.n_trainable])
 
 
