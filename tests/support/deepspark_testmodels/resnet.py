@@ -22,10 +22,14 @@ class ResidualBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """Stem conv + BN, ``blocks`` residual blocks at 14x14, global average pooling, a linear head (logits)."""
+    """Stem conv + BN + max pool, ``blocks`` residual blocks, average pooling to ``pool`` x ``pool`` (1: global),
+    a linear head (logits)."""
 
-    def __init__(self, classes: int = 10, channels: int = 8, blocks: int = 1, in_channels: int = 1) -> None:
+    def __init__(
+        self, classes: int = 10, channels: int = 8, blocks: int = 1, in_channels: int = 1, pool: int = 1
+    ) -> None:
         super().__init__()
+        self.pool = pool
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(channels),
@@ -33,16 +37,18 @@ class SmallResNet(nn.Module):
             nn.MaxPool2d(2),
         )
         self.blocks = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
-        self.head = nn.Linear(channels, classes)
+        self.head = nn.Linear(channels * pool * pool, classes)
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.blocks(self.stem(x))
-        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(y, self.pool), 1))
 
 
-def small_resnet(classes: int = 10, channels: int = 8, blocks: int = 1, in_channels: int = 1) -> nn.Module:
+def small_resnet(
+    classes: int = 10, channels: int = 8, blocks: int = 1, in_channels: int = 1, pool: int = 1
+) -> nn.Module:
     """The factory tests name as ``deepspark_testmodels.resnet:small_resnet``."""
-    return SmallResNet(classes, channels, blocks, in_channels)
+    return SmallResNet(classes, channels, blocks, in_channels, pool)
 
 
 def mlp(n_in: int = 4, hidden: int = 8, n_out: int = 3) -> nn.Module:
