@@ -80,6 +80,9 @@ class ModuleConfig(RootConfig):
     dtype: Literal["float32", "float64"] = "float32"
     format_version: int = FORMAT_VERSION
 
+    def __hash__(self) -> int:  # kwargs is a dict: hash the canonical JSON so the spec stays usable as a key
+        return hash(self.to_json(indent=None))
+
     def _validate(self) -> None:
         check(
             self.format_version <= FORMAT_VERSION,

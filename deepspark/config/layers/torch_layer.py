@@ -92,6 +92,9 @@ class TorchLayer(Layer):
     output_shape: tuple[int, ...] | None = None
     input_shape: tuple[int, ...] | None = None
 
+    def __hash__(self) -> int:  # kwargs is a dict: hash the canonical JSON so the spec stays usable as a key
+        return hash(self.to_json(indent=None))
+
     def _validate(self) -> None:
         Layer._validate(self)
         check_factory(self.factory)

@@ -62,6 +62,7 @@ def test_root_config_json_round_trip_through_config_from_json_equal(conf: Any) -
     assert back == conf
     assert back.to_json() == text
     assert config_from_dict(json.loads(text)) == conf
+    assert hash(back) == hash(conf)  # kwargs is a dict, yet the spec stays hashable
 
 
 def test_module_config_json_holds_factory_reference_and_kwargs_as_data() -> None:
