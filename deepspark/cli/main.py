@@ -78,7 +78,7 @@ def _demo_run(
         net = Network(_demo_config(args.seed))
         print(net.summary())
         net.add_listeners(*listeners)
-        net.fit(x_train, y_train, epochs=args.epochs, batch_size=32)  # progress bar in a terminal (verbose=None)
+        net.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=1)  # the shared tqdm progress
         print(net.evaluate(x_test, y_test).stats())
         net.save(archive)
         print(f"model archive: {archive}")
@@ -122,7 +122,7 @@ def _demo_spark(
         print(spark_net.network.summary())
         print(f"training on Spark ({args.master}, {workers} workers, parameter averaging every 5 minibatches)")
         train_df = _frame(spark, x_train, y_train, workers)
-        net = spark_net.fit(train_df, epochs=args.epochs)  # progress bar in a terminal (verbose=None)
+        net = spark_net.fit(train_df, epochs=args.epochs, verbose=1)  # the shared tqdm progress, per round
         evaluation = spark_net.evaluate(_frame(spark, x_test, y_test, workers))
         print(evaluation.stats())
         stats = spark_net.training_stats()
