@@ -39,6 +39,7 @@ from deepspark.config import (
     BatchNorm,
     Conv2D,
     ElementWise,
+    ExponentialSchedule,
     GlobalPooling,
     GraphConfig,
     InputType,
@@ -49,7 +50,8 @@ from deepspark.config import (
 )
 from deepspark.nn import Callback, FitLoop, Network
 
-CHANNELS, BLOCKS, POOL, LR, SEED = 16, 1, 7, 1e-3, 1  # POOL: average-pool the 14x14 maps to POOL x POOL
+CHANNELS, BLOCKS, POOL, SEED = 16, 1, 7, 1  # POOL: average-pool the 14x14 maps to POOL x POOL
+LR = ExponentialSchedule(initial=2e-3, gamma=0.6, schedule_type="epoch")
 
 
 def load() -> str:
