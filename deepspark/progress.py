@@ -76,7 +76,7 @@ class EpochProgress:
         self._start = 0.0
 
     def start_epoch(self, epoch: int, total: int | None = None) -> None:
-        """A new bar for ``epoch`` (0-based) with ``total`` steps (None when unknown)."""
+        """A new bar for the ``epoch``-th epoch of this fit (0-based) with ``total`` steps (None when unknown)."""
         self.close()
         self._epoch, self._shown, self._start = epoch, epoch + 1, time.perf_counter()
         if self.level != 1:

@@ -135,7 +135,7 @@ class FitSession:
         self._loss_sum.zero_()
         self._steps = 0
         self._open = True
-        self.progress.start_epoch(self.loop.network.epoch, total)
+        self.progress.start_epoch(len(self.loop.history), total)  # counted within this fit (resumes start at 1)
 
     def step(self, score: Tensor | float, n: int = 1, total: int | None = None) -> None:
         """``n`` steps done with mean score ``score`` (a tensor is summed without waiting on it)."""

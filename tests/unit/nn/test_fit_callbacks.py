@@ -192,5 +192,9 @@ def test_fit_verbose_two_prints_one_line_per_epoch_and_auto_is_silent_under_capt
     Network(_conf(0)).fit(x, y, epochs=2, validation_data=(x, y), verbose=2)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[1].startswith("epoch 2/2") and "val_accuracy" in err[1]
+    net = Network(_conf(0))
+    net.epoch = 7  # a resumed network: the lines count the epochs of this fit
+    net.fit(x, y, epochs=1, verbose=2)
+    assert capsys.readouterr().err.startswith("epoch 1/1 - ")
     Network(_conf(0)).fit(x, y, epochs=2)  # stderr is not a terminal here: no bar
     assert capsys.readouterr().err == ""
