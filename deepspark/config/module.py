@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from deepspark.config._spec import check, check_non_negative, check_positive, register
 from deepspark.config.input_types import InputType
@@ -61,8 +61,8 @@ class ModuleConfig(RootConfig):
     """
 
     kind = "network config"
-    weight_init: ClassVar[str] = "xavier"  # unused: the module initializes its own parameters
-    INPUT_FIELD: ClassVar[str] = "input_shape"
+    weight_init = "xavier"  # not a field (unused): the module initializes its own parameters
+    INPUT_FIELD = "input_shape"
 
     factory: str
     kwargs: dict[str, Any] = field(default_factory=dict)

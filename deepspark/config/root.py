@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import ClassVar
 
 from deepspark.config._spec import Spec
 from deepspark.errors import ConfigError
@@ -21,7 +20,8 @@ class RootConfig(Spec):
     """Base of the configs a ``Network`` is built from (the family ``config_from_dict`` reads)."""
 
     kind = "network config"
-    INPUT_FIELD: ClassVar[str] = "input_type"  # the field that sets the input width (named by data-shape errors)
+    # The field that sets the input width (data-shape errors name it); unannotated, so not a dataclass field.
+    INPUT_FIELD = "input_type"
 
 
 def config_from_dict(data: object) -> RootConfig:
