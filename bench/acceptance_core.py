@@ -32,7 +32,8 @@ def digits_mlp() -> float:
         input_type=InputType.feed_forward(64),
         layers=(Dense(n_out=256, activation="relu"), Output(n_out=10)),
     )
-    net = Network(conf).fit(x_train, y_train, epochs=40, batch_size=32)
+    net = Network(conf)
+    net.fit(x_train, y_train, epochs=40, batch_size=32)
     return net.evaluate(x_test, y_test).accuracy()
 
 

@@ -108,7 +108,8 @@ def sequences(spark: object, epochs: int) -> None:
     x_tr, y_tr, m_tr, _ = sequences_to_arrays(train, "steps", "label")
     x_te, y_te, m_te, _ = sequences_to_arrays(test, "steps", "label")
     t0 = time.perf_counter()
-    single = Network(conf).fit(x_tr, y_tr, epochs=epochs, batch_size=64, features_mask=m_tr)
+    single = Network(conf)
+    single.fit(x_tr, y_tr, epochs=epochs, batch_size=64, features_mask=m_tr)
     single_s = time.perf_counter() - t0
     single_acc = float((np.argmax(single.output(x_te, features_mask=m_te), axis=1) == y_te).mean())
     print(f"single machine, same split and network, batch 64, {epochs} epochs ({single_s:.0f} s): {single_acc:.4f}")

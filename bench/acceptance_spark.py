@@ -30,7 +30,8 @@ def main() -> None:
     x_train, y_train, x_test, y_test = mnist_split(args.mnist)
 
     t0 = time.perf_counter()
-    single = Network(lenet_config(seed=0)).fit(x_train, y_train, epochs=args.epochs, batch_size=64)
+    single = Network(lenet_config(seed=0))
+    single.fit(x_train, y_train, epochs=args.epochs, batch_size=64)
     single_acc = single.evaluate(x_test, y_test).accuracy()
     print(
         f"single machine: {args.epochs} epochs, batch 64: accuracy {single_acc:.4f} ({time.perf_counter() - t0:.0f} s)",

@@ -105,7 +105,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         archive = str(Path(tmp) / "lenet.zip")
         x, y, _, _ = mnist_split(args.mnist)
-        net = Network(lenet_config(seed=0)).fit(x[:2000], y[:2000], epochs=1, batch_size=64)
+        net = Network(lenet_config(seed=0))
+        net.fit(x[:2000], y[:2000], epochs=1, batch_size=64)
         net.save(archive)
         rates: dict[str, list[float]] = {c: [] for c in CONTENDERS}
         for r in range(args.rounds):

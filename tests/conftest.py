@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
+
+# Test model packages that ModuleConfig/TorchLayer factories import by name (Spark tests ship them to workers).
+SUPPORT = Path(__file__).parent / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))
 
 SEED_ENV = "DEEPSPARK_TEST_SEED"
 _ALL_SEEDS = list(range(5))

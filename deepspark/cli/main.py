@@ -19,6 +19,7 @@ import numpy as np
 from deepspark.cli.demo import ProgressBar, RoundProgress, add_demo_command
 from deepspark.cli.demo import demo_config as _demo_config  # kept importable from here (tests, bench scripts)
 from deepspark.cli.demo import frame as _frame
+from deepspark.cli.export_commands import add_export_commands
 from deepspark.cli.keras_commands import add_keras_commands
 from deepspark.cli.parsing import CommandParser, add_version_option, positive_int
 from deepspark.cli.paths import check_new_output
@@ -33,14 +34,14 @@ EXIT_INTERRUPTED = 130
 
 def _train(args: argparse.Namespace) -> int:
     from deepspark.cli.spark_run import cli_spark
-    from deepspark.config._spec import Spec
+    from deepspark.config.root import config_from_json
     from deepspark.spark import ParameterAveraging, SparkNetwork
 
     out = check_new_output(args.output, args.overwrite)
     config_path = Path(args.config)
     if not config_path.exists():
         raise FileNotFoundError(f"no such config file: {args.config}")
-    config = Spec.from_json(config_path.read_bytes())
+    config = config_from_json(config_path.read_bytes())
     master = (
         ParameterAveraging.from_json(Path(args.master_config).read_bytes())
         if args.master_config
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tune_command(sub)
     add_rl_commands(sub)
     add_keras_commands(sub)
+    add_export_commands(sub)
     return parser
 
 

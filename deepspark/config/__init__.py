@@ -50,13 +50,16 @@ from deepspark.config.layers import (
     Subsampling,
     Subsampling1D,
     Subsampling2D,
+    TorchLayer,
     Upsampling1D,
     Upsampling2D,
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from deepspark.config.module import ModuleConfig
 from deepspark.config.names import ACTIVATIONS, LOSSES, WEIGHT_INITS
 from deepspark.config.network import FORMAT_VERSION, NetworkConfig
+from deepspark.config.root import RootConfig, config_from_dict, config_from_json
 from deepspark.config.schedules import (
     CycleSchedule,
     ExponentialSchedule,
@@ -89,11 +92,10 @@ __all__ = [
     "Conv1D", "Conv2D", "Cropping2D", "CycleSchedule", "Deconv2D", "Dense", "Dropout", "ElementWise", "Embedding",
     "EmbeddingSequence", "ExponentialSchedule", "GlobalPooling", "GraphConfig", "GraphVertex", "InputType",
     "InverseSchedule", "L2Normalize", "LastTimeStep", "Layer", "LayerNorm", "LayerVertex", "LossLayer",
-    "MapSchedule", "Merge", "Nadam", "Nesterovs", "NetworkConfig", "NoOp", "Output", "PolySchedule", "RmsProp",
-    "RnnOutput", "Scale", "Schedule", "Sgd", "SigmoidSchedule", "SimpleRnn", "Spec", "Stack", "StepSchedule",
-    "Subsampling", "Subsampling1D", "Subsampling2D", "Subset", "Unstack", "Updater", "Upsampling2D",
-    "WarmupSchedule", "ZeroPadding2D", "registered",
-    # model import (Keras) round
-    "Cropping1D", "Dot", "Elu", "Flatten", "LeakyRelu", "Masking", "PRelu", "Permute", "Relu", "Reshape",
-    "SpatialDropout", "Upsampling1D", "ZeroPadding1D",
+    "Cropping1D", "Dot", "Elu", "Flatten", "LeakyRelu", "MapSchedule", "Masking", "Merge", "ModuleConfig", "Nadam",
+    "Nesterovs", "NetworkConfig", "NoOp", "Output", "Permute", "PolySchedule", "PRelu", "Relu", "Reshape", "RmsProp",
+    "RnnOutput", "RootConfig", "Scale", "Schedule", "Sgd", "SigmoidSchedule", "SimpleRnn", "SpatialDropout", "Spec",
+    "Stack", "StepSchedule", "Subsampling", "Subsampling1D", "Subsampling2D", "Subset", "TorchLayer", "Unstack",
+    "Updater", "Upsampling1D", "Upsampling2D", "WarmupSchedule", "ZeroPadding1D", "ZeroPadding2D",
+    "config_from_dict", "config_from_json", "registered",
 ]

@@ -1,10 +1,13 @@
 """The base of every config spec: a tag registry, annotation-driven validation, and the exact JSON round trip.
 
 A spec is a frozen, slotted, keyword-only dataclass whose fields are JSON scalars, tuples, ``Literal``
-strings or nested specs. Validation is driven by the field annotations (one rule for every spec, one
-message shape for every error); a spec adds its own range checks in ``_validate``. ``to_dict`` writes
+strings, nested specs, or (``dict[str, Any]``) a plain JSON object such as a factory's keyword arguments.
+Validation is driven by the field annotations (one rule for every spec, one message shape for every error);
+a spec adds its own range checks in ``_validate``. ``to_dict`` writes
 the spec's registry tag under ``"type"``; ``from_dict`` reads it back, rejecting unknown tags and keys
-with the closest valid name. Specs never hold code: no callables, no import paths.
+with the closest valid name. Specs never hold code: no callables, and the only import paths are the
+``module:function`` factory references of ``ModuleConfig``/``TorchLayer``, checked here as text and imported
+by name (never evaluated) in ``deepspark.nn``.
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ def coerce(value: object, tp: Any, path: str) -> Any:
             raise errors[0]
         names = " or ".join(_type_name(a) for a in arms)
         raise ConfigError(f"expected {names}, got {_describe(value)}", path)
+    if origin is dict:
+        return _json_object(value, path)
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (tuple, list)):
@@ -173,11 +178,45 @@ def coerce(value: object, tp: Any, path: str) -> Any:
     raise ConfigError(f"expected {_type_name(tp)}, got {_describe(value)}", path)
 
 
+def _json_value(value: object, path: str) -> Any:
+    """A copy of a JSON value (tuples become lists) that survives ``json.dumps``/``loads`` unchanged."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"expected a finite number, got {value!r}", path)
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return _json_object(value, path)
+    raise ConfigError(
+        f"expected a JSON value (None, bool, number, string, list or dict), got {_describe(value)}; "
+        "configs hold data, never objects or code",
+        path,
+    )
+
+
+def _json_object(value: object, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a dict with string keys, got {_describe(value)}", path)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"expected string keys, got {_describe(key)}", path)
+        out[key] = _json_value(item, f"{path}.{key}")
+    return out
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, Spec):
         return value.to_dict()
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
+    if isinstance(value, dict):  # a JSON object field (e.g. factory kwargs): a copy, so callers cannot edit the spec
+        return _json_object(value, "")
     return value
 
 
@@ -261,7 +300,8 @@ class Spec:
             sub = f"{path}.{key}" if path else key
             if key not in names:
                 raise ConfigError(f"unknown field for {target.__name__}; {suggest(key, names)}", sub)
-            kwargs[key] = _decode(value, sub, _spec_base(hints[key]))
+            plain = typing.get_origin(hints[key]) is dict  # a JSON object field holds data, not nested specs
+            kwargs[key] = value if plain else _decode(value, sub, _spec_base(hints[key]))
         try:
             return target(**kwargs)  # type: ignore[return-value]
         except ConfigError as e:

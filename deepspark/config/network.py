@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from deepspark.config._spec import Spec, check, check_non_negative, check_positive, register
+from deepspark.config._spec import check, check_non_negative, check_positive, register
 from deepspark.config.input_types import CONVOLUTIONAL_FLAT, PREPROCESSORS, InputType, convert
 from deepspark.config.layers import Layer
 from deepspark.config.names import WeightInit
+from deepspark.config.root import RootConfig
 from deepspark.config.updaters import Adam, Updater
 from deepspark.errors import ConfigError
 
@@ -68,7 +69,7 @@ def plan_layer(index: int, layer: Layer, current: InputType, path: str) -> Layer
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class TrainingSettings(Spec):
+class TrainingSettings(RootConfig):
     """The training fields and defaults every network config shares (see ``NetworkConfig`` for each one)."""
 
     kind = "network config"

@@ -17,10 +17,9 @@ from deepspark.errors import ConfigError
 
 
 def network_config_json(value: Any) -> str:
-    """A NetworkConfig / GraphConfig, or its JSON, as compact canonical JSON (validated now, not at fit)."""
+    """A NetworkConfig / GraphConfig / ModuleConfig, or its JSON, as compact canonical JSON (validated now)."""
     from deepspark.config._spec import Spec
-    from deepspark.config.graph import GraphConfig
-    from deepspark.config.network import NetworkConfig
+    from deepspark.config.root import RootConfig
 
     fix = "pass NetworkConfig(...).to_json() or the NetworkConfig itself"
     spec = value
@@ -29,7 +28,7 @@ def network_config_json(value: Any) -> str:
             spec = Spec.from_json(value)
         except ConfigError as e:
             raise ConfigError(f"{e.message}; {fix}", e.with_prefix("networkConfig").path) from None
-    if not isinstance(spec, (NetworkConfig, GraphConfig)):
+    if not isinstance(spec, RootConfig):
         raise ConfigError(f"expected a network config, got {type(spec).__name__}; {fix}", "networkConfig")
     return spec.to_json(indent=None)
 

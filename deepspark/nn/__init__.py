@@ -1,6 +1,8 @@
 """Compiling specs to torch and training on one machine: ``Network``, flat buffers, listeners, reports."""
 
+from deepspark.nn.callbacks import Callback, EarlyStopping, FitLoop, LearningRateLogger, ModelCheckpoint
 from deepspark.nn.flat import FlatBuffers
+from deepspark.nn.history import History
 from deepspark.nn.listeners import (
     CheckpointListener,
     EvaluativeListener,
@@ -14,6 +16,12 @@ from deepspark.nn.report import MemoryReport
 from deepspark.nn.updaters import FlatUpdater, make_updater
 
 __all__ = [
+    "Callback",
+    "EarlyStopping",
+    "FitLoop",
+    "History",
+    "LearningRateLogger",
+    "ModelCheckpoint",
     "CheckpointListener",
     "EvaluativeListener",
     "FlatBuffers",

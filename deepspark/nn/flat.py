@@ -2,8 +2,8 @@
 
 Every parameter becomes a view into ``params`` and every gradient a view into ``grads``, so averaging,
 broadcasting, encoding and saving are single-buffer operations and nothing is re-allocated per step.
-Floating-point buffers (batch-norm running statistics) follow the trainable values in ``params``: they
-travel and average with the model but the updater never touches them.
+Floating-point buffers (batch-norm running statistics) and frozen parameters (``requires_grad=False``) follow
+the trainable values in ``params``: they travel and average with the model but the updater never touches them.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ class FlatBuffers:
 
     def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
         params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        frozen = [(n, p) for n, p in module.named_parameters() if not p.requires_grad and p.is_floating_point()]
         buffers = [(n, b) for n, b in module.named_buffers() if b.is_floating_point()]
         self.n_trainable = sum(p.numel() for _, p in params)
-        n_total = self.n_trainable + sum(b.numel() for _, b in buffers)
+        n_total = self.n_trainable + sum(t.numel() for _, t in [*frozen, *buffers])
         self.params = torch.zeros(n_total, dtype=dtype)
         self.grads = torch.zeros(self.n_trainable, dtype=dtype)
         self.segments: list[Segment] = []
@@ -45,6 +46,13 @@ class FlatBuffers:
                 p.data = view
                 p.grad = self.grads[offset : offset + n].view_as(p)
                 self.segments.append(Segment(name, offset, n, tuple(p.shape), True))
+                offset += n
+            for name, p in frozen:  # frozen parameters (fine-tuning) travel and save, but are never updated
+                n = p.numel()
+                view = self.params[offset : offset + n].view_as(p)
+                view.copy_(p.data)
+                p.data = view
+                self.segments.append(Segment(name, offset, n, tuple(p.shape), False))
                 offset += n
             for name, b in buffers:
                 n = b.numel()

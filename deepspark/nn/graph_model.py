@@ -139,7 +139,10 @@ class GraphModel(nn.Module):
         self.config = config
         self.plans = config.plan()
         self.layer_plans = config.layer_plans()
-        self.compiled: list[CompiledLayer] = [build_layer(p, self.dtype) for p in self.layer_plans]
+        vertex_of = {p.layer.index: p.index for p in self.plans if p.layer is not None}
+        self.compiled: list[CompiledLayer] = [
+            build_layer(p, self.dtype, f"vertices[{vertex_of[p.index]}].layer") for p in self.layer_plans
+        ]
         self.layers = nn.ModuleList(self.compiled)
         self.layer_names = [p.name for p in self.layer_plans]
         self.input_names = config.inputs

@@ -37,7 +37,9 @@ def _check_finite(arr: np.ndarray, what: str) -> None:
         )
 
 
-def features_to_tensor(x: Any, input_type: InputType, dtype: torch.dtype, what: str = "features") -> Tensor:
+def features_to_tensor(
+    x: Any, input_type: InputType, dtype: torch.dtype, what: str = "features", field: str = "input_type"
+) -> Tensor:
     """Validate features against the network's input type and return a contiguous tensor of ``dtype``.
 
     Flat images (N, h*w*c) and shaped images (N, c, h, w) are both accepted for convolutional inputs.
@@ -61,7 +63,7 @@ def features_to_tensor(x: Any, input_type: InputType, dtype: torch.dtype, what: 
         shown = tuple("T" if e is None else e for e in expected)
         raise DataError(
             f"{what} have shape {arr.shape} but the network's input type {input_type.describe()} expects "
-            f"(N, {', '.join(map(str, shown))}); reshape the data or change input_type"
+            f"(N, {', '.join(map(str, shown))}); reshape the data or change {field}"
         )
     return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
 

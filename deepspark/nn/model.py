@@ -7,22 +7,33 @@ activation, and each parameter's role. A sequential stack, a graph and a user's 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deepspark.config.layers import Layer
+from deepspark.config.module import ModuleConfig
 from deepspark.config.network import LayerPlan, NetworkConfig
+from deepspark.errors import ConfigError
 from deepspark.nn.activation_layers import ACTIVATION_BUILDERS
 from deepspark.nn.conv_layers import CONV_BUILDERS
 from deepspark.nn.layers import FEED_FORWARD_BUILDERS, CompiledLayer, OutputLayer, preprocess
 from deepspark.nn.recurrent_layers import RECURRENT_BUILDERS
 from deepspark.nn.sequence_layers import SEQUENCE_BUILDERS
 from deepspark.nn.shape_layers import SHAPE_BUILDERS
+from deepspark.nn.torch_layer import TORCH_BUILDERS
 
-BUILDERS: dict[type[Layer], type[CompiledLayer]] = {**FEED_FORWARD_BUILDERS, **CONV_BUILDERS, **RECURRENT_BUILDERS}
-BUILDERS.update({**SHAPE_BUILDERS, **ACTIVATION_BUILDERS, **SEQUENCE_BUILDERS})
+BUILDERS: dict[type[Layer], type[CompiledLayer]] = {
+    **FEED_FORWARD_BUILDERS,
+    **CONV_BUILDERS,
+    **RECURRENT_BUILDERS,
+    **SHAPE_BUILDERS,
+    **ACTIVATION_BUILDERS,
+    **SEQUENCE_BUILDERS,
+    **TORCH_BUILDERS,
+}
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -58,19 +69,22 @@ def layer_roles(compiled: list[CompiledLayer], names: list[str]) -> dict[str, Pa
     return roles
 
 
-def build_layer(plan: LayerPlan, dtype: torch.dtype) -> CompiledLayer:
-    """Compile one planned layer."""
-    return BUILDERS[type(plan.layer)](plan, dtype)
+def build_layer(plan: LayerPlan, dtype: torch.dtype, path: str = "") -> CompiledLayer:
+    """Compile one planned layer; a compile error (a ``TorchLayer``'s module) is located under ``path``."""
+    try:
+        return BUILDERS[type(plan.layer)](plan, dtype)
+    except ConfigError as e:
+        raise e.with_prefix(path) from e.__cause__
 
 
 class SequentialModel(nn.Module):
     """A compiled ``NetworkConfig``: preprocessors and layers in order, the last one with a loss."""
 
-    def __init__(self, config: NetworkConfig) -> None:
+    def __init__(self, config: NetworkConfig | ModuleConfig) -> None:
         super().__init__()
         self.dtype = TORCH_DTYPES[config.dtype]
         self.plans = config.plan()
-        self.compiled: list[CompiledLayer] = [build_layer(p, self.dtype) for p in self.plans]
+        self.compiled: list[CompiledLayer] = [build_layer(p, self.dtype, self._path(p.index)) for p in self.plans]
         self.layers = nn.ModuleList(self.compiled)
         last = self.compiled[-1]
         if not isinstance(last, OutputLayer):  # pragma: no cover - NetworkConfig validates this
@@ -78,6 +92,10 @@ class SequentialModel(nn.Module):
         out = self.plans[-1].output_type
         self.heads = [Head(last.loss_name, last.activation_name, out.size, out.form == "recurrent")]
         self.layer_names = [p.name for p in self.plans]
+
+    def _path(self, index: int) -> str:
+        """Where the config defines layer ``index`` (compile errors name it)."""
+        return f"layers[{index}]"
 
     def init_params(self, default_scheme: str, gen: torch.Generator) -> None:
         """Initialize every layer from ``gen`` with its own or the network's weight-init scheme."""
@@ -108,3 +126,21 @@ class SequentialModel(nn.Module):
 
         preout, _ = self.forward_preouts([x], [mask])[0]
         return activation_fn(self.heads[0].activation)(preout)
+
+
+class ModuleModel(SequentialModel):
+    """A compiled ``ModuleConfig``: its module as a ``TorchLayer`` (``layers.0.module``), then the loss.
+
+    Compile errors name the config's own fields (``factory``, ``input_shape``, ``n_out``), not a layer path.
+    """
+
+    def __init__(self, config: ModuleConfig) -> None:
+        super().__init__(config)
+
+    def _path(self, index: int) -> str:
+        return ""
+
+    @property
+    def module(self) -> nn.Module:
+        """The user's module, as the factory built it (its parameters are views into the flat buffer)."""
+        return cast(nn.Module, self.compiled[0].module)

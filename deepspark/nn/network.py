@@ -16,21 +16,28 @@ import torch
 from torch import Tensor, nn
 
 from deepspark.config.graph import GraphConfig
-from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence
+from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence, TorchLayer
+from deepspark.config.module import ModuleConfig
 from deepspark.config.network import NetworkConfig
-from deepspark.errors import DataError, DeepSparkError
+from deepspark.errors import ConfigError, DataError, DeepSparkError
+from deepspark.nn.callbacks import Callback
+from deepspark.nn.fit_session import FitSession, local_validator, validation_names
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
 from deepspark.nn.graph_model import GraphModel
+from deepspark.nn.history import History
 from deepspark.nn.inputs import check_embedding_indices, features_to_tensor, labels_to_tensor, mask_to_tensor
 from deepspark.nn.listeners import IterationInfo, TrainingListener
-from deepspark.nn.model import TORCH_DTYPES, Head, ParamRole, SequentialModel
+from deepspark.nn.model import TORCH_DTYPES, Head, ModuleModel, ParamRole, SequentialModel
 from deepspark.nn.regularization import GradientPostProcessor
 from deepspark.nn.updaters import FlatUpdater, make_updater
 
 if TYPE_CHECKING:
     from deepspark.config.updaters import Updater
     from deepspark.eval import Evaluation, RegressionEvaluation
+
+MODELS: dict[type, Any] = {NetworkConfig: SequentialModel, GraphConfig: GraphModel, ModuleConfig: ModuleModel}
+"""The torch module each root config compiles to (every one speaks the protocol ``Network`` trains through)."""
 
 Slot = Tensor | tuple[Tensor | None, ...]  # one tensor, or (graphs) one per graph input / output
 Batch = tuple[Slot, Slot | None, Slot | None, Slot | None]  # features, labels, features mask, labels mask
@@ -52,14 +59,20 @@ class Network:
         >>> print(net.evaluate(x_test, y_test).stats())              # doctest: +SKIP
     """
 
-    def __init__(self, config: NetworkConfig | GraphConfig) -> None:
-        if not isinstance(config, (NetworkConfig, GraphConfig)):
-            raise DeepSparkError(f"Network needs a NetworkConfig or GraphConfig, got {type(config).__name__}")
-        self.config: NetworkConfig | GraphConfig | None = config
+    def __init__(self, config: NetworkConfig | GraphConfig | ModuleConfig) -> None:
+        compile_model = MODELS.get(type(config))
+        if compile_model is None:
+            hint = ""
+            if isinstance(config, nn.Module):
+                hint = (
+                    "; for your own module pass ModuleConfig(factory='package.module:function', ...) (saves, "
+                    "loads and trains on Spark), or Network.from_module(module, ...) for this process only"
+                )
+            raise ConfigError(f"Network needs a NetworkConfig, GraphConfig or ModuleConfig, got {type(config).__name__}"
+                              f"{hint}")
+        self.config: NetworkConfig | GraphConfig | ModuleConfig | None = config
         dtype = TORCH_DTYPES[config.dtype]
-        model: SequentialModel | GraphModel = (
-            GraphModel(config) if isinstance(config, GraphConfig) else SequentialModel(config)
-        )
+        model = compile_model(config)
         model.init_params(config.weight_init, torch.Generator().manual_seed(config.seed))
         self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
         self.post = GradientPostProcessor.from_config(config, self.flat, self.roles)
@@ -69,7 +82,8 @@ class Network:
             self._vocab = None
             self._input_vocab[:] = model.input_vocab
         self._stochastic = any(
-            layer.dropout > 0 or (isinstance(layer, Dropout) and layer.rate > 0) for layer in config.layers
+            layer.dropout > 0 or (isinstance(layer, Dropout) and layer.rate > 0) or isinstance(layer, TorchLayer)
+            for layer in config.layers
         )
 
     def _setup(
@@ -112,8 +126,10 @@ class Network:
         """Wrap a user's ``torch.nn.Module`` (the escape hatch): flat buffers, updaters, fit/evaluate all apply.
 
         The module maps a feature batch to pre-activations (logits for classifiers); ``activation``
-        defaults to softmax for ``mcxent``, sigmoid for ``xent``, identity otherwise. Such a network has no
-        config, so it cannot be written as an archive; save ``params()`` and rebuild the module yourself.
+        defaults to softmax for ``mcxent``, sigmoid for ``xent``, identity otherwise. Such a network lives in
+        this process only: it has no config, so it cannot be saved as an archive or shipped to Spark
+        executors. For that, describe the module by its factory: ``Network(ModuleConfig(factory=
+        "package.module:function", kwargs=..., input_shape=..., n_out=..., loss=...))``.
         """
         from deepspark.config.names import LOSSES
         from deepspark.config.updaters import Adam
@@ -179,7 +195,7 @@ class Network:
         if isinstance(self.config, GraphConfig):
             return self._prepare_graph(self.config, x, y, features_mask, labels_mask)
         if self.config is not None:
-            xt = features_to_tensor(x, self.config.input_type, self.dtype)
+            xt = features_to_tensor(x, self.config.input_type, self.dtype, field=_input_field(self.config))
         else:
             xt = _tensor_from_any(x, self.dtype)
         if self._vocab is not None:
@@ -266,11 +282,18 @@ class Network:
         shuffle: bool = True,
         features_mask: Any = None,
         labels_mask: Any = None,
-    ) -> Network:
+        validation_data: Any = None,
+        callbacks: Sequence[Callback] = (),
+        verbose: int | bool | None = None,
+    ) -> History:
         """Train for ``epochs`` over numpy arrays (labels: class indices or one-hot) or a ``DataSet`` iterator.
 
         Arrays are checked and converted to tensors once. With ``shuffle`` the order is re-drawn every
         epoch from ``seed`` and the epoch number, so a fixed seed reproduces training exactly (on CPU).
+        ``validation_data`` (``(x, y)`` or a ``DataSet`` iterator) adds ``val_loss`` (and ``val_accuracy``
+        for classifiers) to every epoch; ``callbacks`` (``EarlyStopping``, ``ModelCheckpoint``,
+        ``LearningRateLogger``) run after each epoch; ``verbose`` draws a progress bar (None: only in a
+        terminal or notebook; 0 off; 1 bar; 2 one line per epoch). Returns the epochs' ``History``.
         """
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
@@ -281,8 +304,12 @@ class Network:
             if y is None:
                 raise DataError("labels are missing: call fit(x, y) with arrays, or fit(iterator) with DataSets")
             data = self._prepare(x, y, features_mask, labels_mask)
+        validate = None if validation_data is None else local_validator(self, validation_data)
+        session = FitSession(self, epochs, callbacks=callbacks, validate=validate,
+                             val_names=validation_names(self) if validate else (), verbose=verbose)
         for listener in self.listeners:
             listener.on_fit_start(self)
+        session.start()
         with torch.random.fork_rng(devices=[]):
             for _ in range(epochs):
                 for listener in self.listeners:
@@ -293,18 +320,21 @@ class Network:
                     if hasattr(x, "reset"):
                         x.reset()
                     batches = self._batches_from(x)
+                session.begin_epoch(-(-_rows(data[0]) // batch_size) if arrays else _length(x))
                 steps = 0
                 for batch in batches:
-                    self.fit_batch(batch)
+                    session.step(self.fit_batch(batch))
                     steps += 1
                 if steps == 0:
                     raise DataError("the data yielded no minibatches; check that the iterator is not empty")
                 self.epoch += 1
                 for listener in self.listeners:
                     listener.on_epoch_end(self, self.epoch - 1)
+                if not session.end_epoch():
+                    break
         for listener in self.listeners:
             listener.on_fit_end(self)
-        return self
+        return session.finish()
 
     def _epoch_batches(self, data: Batch, batch_size: int, shuffle: bool) -> Iterator[Batch]:
         n = _rows(data[0])
@@ -492,6 +522,22 @@ class Network:
 
         save_network(self, path, save_updater=save_updater, normalizer=normalizer)
 
+    def export_onnx(self, path: str | Path, *, verify: bool = True, opset: int | None = None) -> Any:
+        """Write an ONNX model (activated outputs, dynamic batch) and, with ``verify``, check it in onnxruntime.
+
+        Returns an ``OnnxExport`` (path, input/output names, max abs difference to torch). Needs the
+        ``export`` extra (``pip install 'deepspark[export]'``).
+        """
+        from deepspark.nn.export import export_onnx
+
+        return export_onnx(self, path, verify=verify, opset=opset)
+
+    def export_torch(self, path: str | Path) -> Path:
+        """Write a plain ``state_dict`` as safetensors plus the module's source reference (``load_torch`` reads it)."""
+        from deepspark.nn.export import export_torch
+
+        return export_torch(self, path)
+
     @staticmethod
     def load(path: str | Path) -> Network:
         """Read an archive written by ``save``; hostile or damaged files raise ``ModelFormatError``."""
@@ -525,6 +571,19 @@ def _seq(t: Slot | None, n: int = 1) -> list[Tensor | None]:
 def _tensors(t: Slot) -> list[Tensor]:
     """A present batch slot (features or labels) as a list of tensors."""
     return [cast(Tensor, a) for a in t] if isinstance(t, tuple) else [t]
+
+
+def _input_field(config: Any) -> str:
+    """The config field that sets the input width (``input_shape`` for a ``ModuleConfig``)."""
+    return str(getattr(config, "INPUT_FIELD", "input_type"))
+
+
+def _length(data: Any) -> int | None:
+    """Minibatches per epoch of an iterator that knows it (``len``), else None."""
+    try:
+        return len(data)
+    except TypeError:
+        return None
 
 
 def _rows(t: Slot) -> int:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from deepspark.config.graph import GraphConfig
+from deepspark.config.module import ModuleConfig
 from deepspark.config.network import NetworkConfig
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.model import ParamRole
@@ -41,7 +42,7 @@ class GradientPostProcessor:
 
     @classmethod
     def from_config(
-        cls, config: NetworkConfig | GraphConfig, flat: FlatBuffers, roles: dict[str, ParamRole]
+        cls, config: NetworkConfig | GraphConfig | ModuleConfig, flat: FlatBuffers, roles: dict[str, ParamRole]
     ) -> GradientPostProcessor:
         """Coefficient buffers and normalization groups for a compiled config (``role.layer`` indexes its layers)."""
         n = flat.n_trainable

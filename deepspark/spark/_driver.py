@@ -54,6 +54,8 @@ class FitContext:
         on_round: called with a ``RoundInfo`` after every round (or epoch, for barrier stages).
         on_epoch: called with the finished epoch count; returning True stops training (early stopping).
         synchronous: ``on_epoch`` may stop training, so barrier stages wait for its verdict after each epoch.
+        epoch_per_stage: ``on_epoch`` runs Spark jobs (a validation DataFrame), which need the task slots a
+            barrier stage holds: end the stage at every epoch.
     """
 
     spark: SparkSession
@@ -66,6 +68,7 @@ class FitContext:
     on_round: Callable[[RoundInfo], None] | None = None
     on_epoch: Callable[[int], bool | None] | None = None
     synchronous: bool = False
+    epoch_per_stage: bool = False
     _reported: int = field(default=0, repr=False)
 
     @property

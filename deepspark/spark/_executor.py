@@ -77,7 +77,7 @@ def ship(sc: Any, net: Network, *, with_updater: bool, key: str) -> ModelShipmen
 
         raise DeepSparkError(
             "this network wraps a torch module (Network.from_module) and has no config to send to the executors; "
-            "build it from a config"
+            "describe the module as ModuleConfig(factory='package.module:function', ...)"
         )
     params = net.flat.params.detach().numpy()
     updater = net.updater.state.detach().numpy() if with_updater and net.updater.state.numel() else None
@@ -105,12 +105,12 @@ def load_model(shipment: ModelShipment, *, training: bool = False) -> Network:
     key = _hash(shipment.config_json)
     cached = _MODELS.pop(key, None)
     if cached is None:
-        from deepspark.config._spec import Spec
+        from deepspark.config.root import config_from_json
         from deepspark.nn import Network
 
         while len(_MODELS) >= _MODEL_CACHE_SIZE:
             _MODELS.pop(next(iter(_MODELS)))
-        cached = (Network(Spec.from_json(shipment.config_json)), "")  # type: ignore[arg-type]
+        cached = (Network(config_from_json(shipment.config_json)), "")  # type: ignore[arg-type]
     net, loaded = cached
     if training or loaded != shipment.key:
         net.set_params(np.frombuffer(shipment.params.value, dtype=np.dtype(shipment.dtype)))

@@ -256,7 +256,7 @@ def _resolve(
         shown = features_col if isinstance(features_col, str) else list(features_col)
         raise DataError(
             f"features {shown!r} have {spec.n_features} values per row but the network's input expects {expected}; "
-            "check features_col or the config's input_type"
+            f"check features_col or the config's {getattr(net.config, 'INPUT_FIELD', 'input_type')}"
         )
     return spec
 
@@ -288,7 +288,8 @@ def _resolve_sequences(
     if spec.n_features != expected:
         raise DataError(
             f"features {features_col!r} have {spec.n_features} values per time step but the network's input "
-            f"expects {expected} ({_input_type(net).describe()}); check features_col or the config's input_type"
+            f"expects {expected} ({_input_type(net).describe()}); check features_col or the config's "
+            f"{getattr(net.config, 'INPUT_FIELD', 'input_type')}"
         )
     return replace(spec, timesteps=0)
 

@@ -152,7 +152,12 @@ def iterator_hints(fn: F) -> F:
 
 
 def features_column(
-    df: DataFrame, features_col: str | Sequence[str], dtype: str, width: int | None = None, role: str = "features"
+    df: DataFrame,
+    features_col: str | Sequence[str],
+    dtype: str,
+    width: int | None = None,
+    role: str = "features",
+    field: str = "input_type",
 ) -> tuple[Column, str]:
     """The features as one JVM-side ``array<float|double>`` column a UDF reads, and how messages name it.
 
@@ -187,7 +192,7 @@ def features_column(
         if width is not None and isinstance(known, int) and known != width:
             raise DataError(
                 f"{role} '{features_col}' has {known} values per row but the network's input expects {width}; "
-                f"check {role} or the config's input_type"
+                f"check {role} or the config's {field}"
             )
         return vector_to_array(_col(features_col), dtype), features_col
     if kind == "array":
@@ -195,7 +200,7 @@ def features_column(
     if width is not None and width != 1:
         raise DataError(
             f"{role} column '{features_col}' holds one number per row but the network's input expects "
-            f"{width}; check {role} or the config's input_type"
+            f"{width}; check {role} or the config's {field}"
         )
     return sf.array(_col(features_col).cast(element)), features_col
 
@@ -228,7 +233,8 @@ def prediction_struct(
     if sequence is not None:  # a sequence column goes as it is; its spec pads each batch to its longest row
         column, spec = _col(sequence.features[0]), sequence
     else:
-        column, shown = features_column(df, features_col, params_dtype, width, role)
+        field = getattr(net.config, "INPUT_FIELD", "input_type")
+        column, shown = features_column(df, features_col, params_dtype, width, role, field)
         spec = ColumnSpec(features=(shown,), feature_kind="array", n_features=width)
     kind = output_kind(net.heads[0])
     task = PredictTask(

@@ -72,7 +72,8 @@ def _check_width(spec: ColumnSpec, net: Network) -> None:
     if expected is not None and spec.n_features != expected:
         raise DataError(
             f"column {spec.features[0]!r} has {spec.n_features} features per row but the network's input "
-            f"expects {expected}; check features_col or the config's input_type"
+            f"expects {expected}; check features_col or the config's "
+            f"{getattr(net.config, 'INPUT_FIELD', 'input_type')}"
         )
 
 

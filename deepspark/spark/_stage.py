@@ -190,7 +190,7 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
         while net.epoch < end_epoch and not stopped:
             attempt = 0  # consecutive failed attempts without an epoch of progress
             while True:  # one stage attempt per pass; a failure relaunches from the driver's last epoch
-                per_stage = master.epochs_per_stage or (end_epoch - net.epoch)
+                per_stage = 1 if ctx.epoch_per_stage else master.epochs_per_stage or (end_epoch - net.epoch)
                 stage_epochs = min(per_stage, end_epoch - net.epoch)
                 prefix = f"{ctx.data.fit_id}/launch{launch}"
                 launch += 1

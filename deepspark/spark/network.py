@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepspark.errors import DataError, DeepSparkError
+from deepspark.errors import ConfigError, DataError, DeepSparkError
+from deepspark.nn.fit_session import FitSession, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
@@ -19,8 +20,10 @@ from deepspark.spark.stats import TrainingStats
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from deepspark.config import GraphConfig, NetworkConfig
+    from deepspark.config import GraphConfig, ModuleConfig, NetworkConfig
     from deepspark.nn import Network
+    from deepspark.nn.callbacks import Callback
+    from deepspark.nn.history import History
 
 log = logging.getLogger("deepspark")
 
@@ -38,7 +41,7 @@ class SparkNetwork:
     def __init__(
         self,
         spark: SparkSession,
-        network: NetworkConfig | GraphConfig | Network,
+        network: NetworkConfig | GraphConfig | ModuleConfig | Network,
         training_master: TrainingMaster | None = None,
         *,
         listeners: Sequence[Any] = (),
@@ -47,7 +50,14 @@ class SparkNetwork:
 
         self.spark = spark
         self.network: Network = network if isinstance(network, Network) else Network(network)
+        if self.network.config is None:
+            raise ConfigError(
+                "SparkNetwork cannot ship a network wrapped with Network.from_module (executors rebuild networks "
+                "from their config); describe the module as ModuleConfig(factory='package.module:function', ...)",
+                "network",
+            )
         self.master = training_master or ParameterAveraging()
+        self.history: History | None = None  # the epochs' metrics of the last fit
         self._stats: TrainingStats | None = None
         self.listeners: list[Any] = list(listeners)
 
@@ -74,6 +84,9 @@ class SparkNetwork:
         checkpoint_every: int = 1,
         resume_from: str | Path | None = None,
         on_round: Callable[[RoundInfo], None] | None = None,
+        validation_data: Any = None,
+        callbacks: Sequence[Callback] = (),
+        verbose: int | bool | None = None,
     ) -> Network:
         """Train for ``epochs`` epochs and return the trained ``Network`` (also ``self.network``).
 
@@ -81,6 +94,12 @@ class SparkNetwork:
         ``checkpoint_dir`` an archive is written every ``checkpoint_every`` epochs; ``resume_from`` (an
         archive or a checkpoint folder) continues from the epoch it was written at, so on CPU with a
         fixed seed a resumed run ends with the same parameters as an uninterrupted one.
+
+        ``validation_data`` (a DataFrame with the same columns, or ``(x, y)`` arrays evaluated on the driver),
+        ``callbacks`` and ``verbose`` work as in ``Network.fit``; the epochs' metrics land in ``self.history``.
+        Training runs in one barrier stage for the whole fit; a validation DataFrame needs task slots between
+        epochs, so with one the stage ends (and restarts) at every epoch. Callbacks that can stop training
+        (``EarlyStopping``) make the workers wait for the driver's verdict after each epoch.
         """
         from deepspark.nn import Network
 
@@ -91,6 +110,7 @@ class SparkNetwork:
         if resume_from is not None:
             self.network = Network.load(latest_checkpoint(resume_from))
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
+        session = self._fit_session(epochs, validation_data, features_col, label_col, callbacks, verbose)
         workers = self._workers()
         stats = None
         if master.collect_training_stats:
@@ -104,12 +124,17 @@ class SparkNetwork:
         prepared = master.prepare(self.spark, source, self.network, features_col, label_col, workers, timer)
         start_epoch = self.network.epoch
 
+        def on_round_done(info: RoundInfo) -> None:
+            session.step(info.score, total=info.rounds_in_epoch)
+            if on_round is not None:
+                on_round(info)
+
         def on_epoch(epoch: int) -> bool:
             if checkpoint_dir is not None and (epoch - start_epoch) % checkpoint_every == 0:
                 path = Path(checkpoint_dir) / f"checkpoint_epoch{epoch:04d}.zip"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.network.save(path)
-            return False
+            return not session.end_epoch()
 
         ctx = FitContext(
             spark=self.spark,
@@ -119,16 +144,21 @@ class SparkNetwork:
             timer=timer,
             stats=stats,
             listeners=self.listeners,
-            on_round=on_round,
+            on_round=on_round_done,
             on_epoch=on_epoch,
+            synchronous=bool(session.callbacks),
+            epoch_per_stage=hasattr(validation_data, "sparkSession"),  # a validation DataFrame
         )
+        session.start()
         try:
             notify(self.listeners, "on_spark_fit_start", self.network, self._listener_info(master, prepared.workers))
             master.train(ctx)
         finally:
+            session.progress.close()
             prepared.unpersist()
             if export_path is not None and not getattr(master, "keep_export", False):
                 shutil.rmtree(export_path, ignore_errors=True)
+        self.history = session.finish()
         ctx.flush_events()
         if stats is not None:
             stats.end = time.time()
@@ -137,6 +167,31 @@ class SparkNetwork:
                 log.info("training advice: %s — %s", finding.title, finding.detail)
         notify(self.listeners, "on_spark_fit_end", self.network, stats)
         return self.network
+
+    def _fit_session(
+        self, epochs: int, validation: Any, features_col: Any, label_col: str, callbacks: Any, verbose: Any
+    ) -> FitSession:
+        """Validation (a DataFrame is checked against the network now), callbacks and progress of one fit."""
+        from pyspark.sql import DataFrame
+
+        from deepspark.spark import _inference
+
+        if validation is None or not isinstance(validation, DataFrame):
+            validate = None if validation is None else local_validator(self.network, validation)
+        else:
+            _inference._resolve(validation, self.network, features_col, label_col)
+
+            def validate() -> dict[str, float]:
+                metrics = {"val_loss": self.score(validation, features_col, label_col)}
+                if is_classifier(self.network):
+                    metrics["val_accuracy"] = float(self.evaluate(validation, features_col, label_col).accuracy())
+                return metrics
+
+        names = validation_names(self.network) if validation is not None else ()
+        return FitSession(
+            self.network, epochs, callbacks=callbacks, validate=validate, val_names=names, verbose=verbose,
+            unit="round",
+        )
 
     def _listener_info(self, master: TrainingMaster, workers: int) -> dict[str, Any]:
         """What listeners learn once per fit: master settings, workers, Spark version, master URL, app id."""

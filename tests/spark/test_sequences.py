@@ -136,7 +136,8 @@ def test_spark_fit_one_worker_with_masks_equals_single_machine_fit(spark: SparkS
     master = ParameterAveraging(num_workers=1, batch_size_per_worker=16, averaging_frequency=2, seed=seed)
     trained = SparkNetwork(spark, _last_step_conf(seed), master).fit(df, "steps", "label", epochs=2)
     x, mask = _padded(seqs)
-    local = Network(_last_step_conf(seed)).fit(x, labels, epochs=2, batch_size=16, features_mask=mask)
+    local = Network(_last_step_conf(seed))
+    local.fit(x, labels, epochs=2, batch_size=16, features_mask=mask)
     np.testing.assert_allclose(trained.params(), local.params(), atol=1e-5)
 
 

@@ -50,7 +50,8 @@ def test_spark_fit_one_worker_equals_single_machine_fit(spark: SparkSession, see
         num_workers=1, batch_size_per_worker=16, averaging_frequency=3, seed=seed, transport=transport  # type: ignore[arg-type]
     )
     trained = SparkNetwork(spark, _conf(seed), master).fit(_frame(spark, x, y), epochs=2)
-    local = Network(_conf(seed)).fit(x, y, epochs=2, batch_size=16)
+    local = Network(_conf(seed))
+    local.fit(x, y, epochs=2, batch_size=16)
     np.testing.assert_allclose(trained.params(), local.params(), atol=1e-6)
     assert trained.iteration == local.iteration
 
@@ -64,7 +65,8 @@ def test_spark_fit_two_workers_sgd_equals_one_step_with_averaged_gradient(
         num_workers=2, batch_size_per_worker=8, averaging_frequency=1, seed=seed, transport=transport  # type: ignore[arg-type]
     )
     trained = SparkNetwork(spark, _conf(seed, Sgd(learning_rate=0.1)), master).fit(_frame(spark, x, y), epochs=1)
-    local = Network(_conf(seed, Sgd(learning_rate=0.1))).fit(x, y, epochs=1, batch_size=16, shuffle=False)
+    local = Network(_conf(seed, Sgd(learning_rate=0.1)))
+    local.fit(x, y, epochs=1, batch_size=16, shuffle=False)
     np.testing.assert_allclose(trained.params(), local.params(), atol=1e-5)
 
 
@@ -119,7 +121,8 @@ def test_spark_fit_two_workers_accuracy_close_to_single_machine(spark: SparkSess
     x, y = _data(400, 3)
     master = ParameterAveraging(num_workers=2, batch_size_per_worker=16, averaging_frequency=4, seed=3)
     net = SparkNetwork(spark, _conf(3), master).fit(_frame(spark, x[:300], y[:300]), epochs=15)
-    local = Network(_conf(3)).fit(x[:300], y[:300], epochs=15, batch_size=16)
+    local = Network(_conf(3))
+    local.fit(x[:300], y[:300], epochs=15, batch_size=16)
     spark_acc = net.evaluate(x[300:], y[300:]).accuracy()
     assert spark_acc > 0.75
     # averaging every 4 steps makes half as many effective updates per epoch as one machine: allow some lag

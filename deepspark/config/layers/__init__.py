@@ -28,6 +28,7 @@ from deepspark.config.layers.core import (
 from deepspark.config.layers.recurrent import GRU, LSTM, Bidirectional, LastTimeStep, RnnOutput, SimpleRnn
 from deepspark.config.layers.sequence import Cropping1D, Masking, SpatialDropout, Upsampling1D, ZeroPadding1D
 from deepspark.config.layers.shape import Flatten, Permute, Reshape
+from deepspark.config.layers.torch_layer import TorchLayer
 
 __all__ = [
     "GRU",
@@ -65,6 +66,7 @@ __all__ = [
     "Subsampling1D",
     "Subsampling2D",
     "Upsampling1D",
+    "TorchLayer",
     "Upsampling2D",
     "ZeroPadding1D",
     "ZeroPadding2D",

@@ -48,6 +48,7 @@ from deepspark.config import (
     SpatialDropout,
     Subsampling1D,
     Subsampling2D,
+    TorchLayer,
     Upsampling1D,
     Upsampling2D,
     ZeroPadding1D,
@@ -141,6 +142,13 @@ CASES: dict[str, Case] = {
     "upsampling1d": Case(Upsampling1D(size=2), RNN, TO_RNN, "size", 0),
     "masking": Case(Masking(mask_value=0.0), RNN, TO_RNN, "mask_value", "x"),
     "spatial_dropout": Case(SpatialDropout(rate=0.2), CONV, TO_FF, "rate", 1.5),
+    "torch_layer": Case(
+        TorchLayer(factory="torch.nn:Linear", kwargs={"in_features": 4, "out_features": 3}, n_out=3),
+        FF,
+        TO_FF,
+        "n_out",
+        0,
+    ),
 }
 
 TAGS = sorted(registered(Layer))

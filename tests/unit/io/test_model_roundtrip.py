@@ -37,7 +37,8 @@ def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_archive_save_load_restores_params_updater_and_counters(tmp_path: Path, seed: int) -> None:
     x, y = _data(seed)
-    net = Network(_conf(seed)).fit(x, y, epochs=2, batch_size=16)
+    net = Network(_conf(seed))
+    net.fit(x, y, epochs=2, batch_size=16)
     path = tmp_path / "m.zip"
     net.save(path)
     loaded = Network.load(path)
@@ -51,16 +52,20 @@ def test_archive_save_load_restores_params_updater_and_counters(tmp_path: Path, 
 
 def test_archive_resume_after_save_equals_uninterrupted_training(tmp_path: Path, seed: int) -> None:
     x, y = _data(seed)
-    straight = Network(_conf(seed)).fit(x, y, epochs=3, batch_size=16)
-    first = Network(_conf(seed)).fit(x, y, epochs=1, batch_size=16)
+    straight = Network(_conf(seed))
+    straight.fit(x, y, epochs=3, batch_size=16)
+    first = Network(_conf(seed))
+    first.fit(x, y, epochs=1, batch_size=16)
     first.save(tmp_path / "mid.zip")
-    resumed = Network.load(tmp_path / "mid.zip").fit(x, y, epochs=2, batch_size=16)
+    resumed = Network.load(tmp_path / "mid.zip")
+    resumed.fit(x, y, epochs=2, batch_size=16)
     np.testing.assert_array_equal(resumed.params(), straight.params())
 
 
 def test_archive_without_updater_state_restarts_the_updater(tmp_path: Path) -> None:
     x, y = _data(0)
-    net = Network(_conf(0)).fit(x, y, epochs=1, batch_size=16)
+    net = Network(_conf(0))
+    net.fit(x, y, epochs=1, batch_size=16)
     net.save(tmp_path / "m.zip", save_updater=False)
     loaded = Network.load(tmp_path / "m.zip")
     np.testing.assert_array_equal(loaded.params(), net.params())
@@ -71,7 +76,8 @@ def test_archive_normalizer_round_trips(tmp_path: Path) -> None:
     x, y = _data(1)
     norm = Standardize()
     norm.fit(x)
-    net = Network(_conf(1)).fit(norm.transform(x), y, epochs=1)
+    net = Network(_conf(1))
+    net.fit(norm.transform(x), y, epochs=1)
     net.save(tmp_path / "m.zip", normalizer=norm)
     loaded = Network.load(tmp_path / "m.zip")
     np.testing.assert_allclose(loaded.normalizer.transform(x), norm.transform(x), rtol=1e-6)
@@ -99,7 +105,7 @@ def test_archive_config_that_is_not_a_network_is_rejected(tmp_path: Path) -> Non
             if name == "config.json":
                 data = b'{"type": "dense2", "n_out": 3}'
             out.writestr(name, data)
-    with pytest.raises(ModelFormatError, match="did you mean 'dense'"):
+    with pytest.raises(ModelFormatError, match="unknown network config type 'dense2'; valid: 'graph', 'module'"):
         Network.load(tmp_path / "bad.zip")
 
 
