@@ -31,7 +31,9 @@ def add_export_commands(sub: Any) -> None:
     """Register ``export`` on the ``deepspark`` command's subparsers."""
     ex = sub.add_parser("export", help="export an archive for serving: ONNX or a torch state dict (safetensors)")
     ex.add_argument("archive", help="a model archive written by Network.save")
-    ex.add_argument("--format", choices=["onnx", "torch"], default="onnx")
+    ex.add_argument(
+        "--format", choices=["onnx", "torch"], default="onnx", help="onnx (run in onnxruntime) or torch (safetensors)"
+    )
     ex.add_argument("--output", default=None, help="output file (default: the archive's name with .onnx/.safetensors)")
     ex.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's choice)")
     ex.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check of the ONNX file")
