@@ -30,7 +30,7 @@ from deepspark.errors import DataError, DeepSparkError, DistributedTrainingError
 from deepspark.spark._executor import ship
 from deepspark.spark._rendezvous import DriverStore
 from deepspark.spark._stage_worker import RESULT_SCHEMA, StageTask, driver_key, epoch_key, run_stage, unpack_report
-from deepspark.spark.events import PHASE_RETRY, decode_events
+from deepspark.spark.events import PHASE_RETRY, decode_events, driver_event
 
 if TYPE_CHECKING:
     from deepspark.spark._driver import FitContext
@@ -243,7 +243,10 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                     raise translated from None
                 attempt = attempt + 1 if net.epoch == launched_at else 1
                 cause = root_cause(error)
-                ctx.timer(PHASE_RETRY, time.time(), net.iteration, attempt=attempt, cause=cause[:200])
+                if ctx.timer.enabled:  # the attempt goes in the event's own field, where retried attempts are read
+                    ctx.timer.events.append(
+                        driver_event(PHASE_RETRY, time.time(), 0.0, net.iteration, attempt, cause=cause[:200])
+                    )
                 if attempt >= max_attempts:
                     raise DistributedTrainingError(
                         f"{what}, epoch {net.epoch}: the barrier stage failed {attempt} times "

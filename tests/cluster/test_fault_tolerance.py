@@ -92,9 +92,10 @@ def _kill_busy_executor_during_a_round(
     deadline = time.monotonic() + 300
     while not stop.is_set() and time.monotonic() < deadline:
         jobs = sorted(set(tracker.getJobIdsForGroup(group)) - jobs_before)
-        info = tracker.getJobInfo(jobs[-1]) if jobs else None
-        stages = [tracker.getStageInfo(s) for s in (info.stageIds if info else [])]
-        if any(st is not None and st.numActiveTasks > 0 for st in stages):
+        infos = [tracker.getJobInfo(j) for j in jobs]  # any job of the fit: a short one may follow the long one
+        stages = {s for info in infos if info is not None for s in info.stageIds}
+        # An active stage of the fit (a barrier stage reports numActiveTasks = 0 while its tasks run).
+        if stages & set(tracker.getActiveStageIds()):
             pids = _executor_pids(app_id)
             first = {p: _cpu_ticks_below(p) for p in pids}
             stop.wait(0.05)
@@ -143,12 +144,15 @@ def test_cluster_fit_survives_killed_executor(cluster_spark: SparkSession, trans
         acc = net.evaluate(x, y).accuracy()
         print(f"fault-free accuracy {base_acc:.4f}, with a killed executor {acc:.4f}")
         assert abs(acc - base_acc) <= 0.01, (acc, base_acc)
-        retried = faulty.training_stats().retried_tasks()
+        stats = faulty.training_stats()
+        # The Spark transport retries the lost task; the collective one relaunches the barrier stage from the
+        # driver's last epoch state, recorded as a driver "retry" event.
+        retried = stats.retried_tasks() if transport == "spark" else stats.events(phase="retry")
         if retried:
             break
-    assert retried, "the killed executor's task should show up as a retried attempt in the stats"
+    assert retried, "the killed executor's task or stage should show up as a retried attempt in the stats"
     assert all(t.attempt >= 1 for t in retried)
-    print(f"retried tasks in the stats: {retried}")
+    print(f"retried attempts in the stats: {retried}")
 
 
 def test_cluster_gradient_sharing_survives_killed_executor_through_stage_retry(cluster_spark: SparkSession) -> None:
