@@ -45,8 +45,10 @@ def ui_server(tmp_path: Path) -> Iterator[UiServer]:
     """Starts ``deepspark ui`` processes (storage in tmp_path unless given); kills them afterwards."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(storage: Path | None = None, token: str | None = None) -> tuple[subprocess.Popen[str], str]:
-        proc, url = start_ui_process(storage or tmp_path / "runs.db", port=0, token=token)
+    def start(
+        storage: Path | None = None, token: str | None = None, allowed_host: tuple[str, ...] = ()
+    ) -> tuple[subprocess.Popen[str], str]:
+        proc, url = start_ui_process(storage or tmp_path / "runs.db", port=0, token=token, allowed_host=allowed_host)
         started.append(proc)
         return proc, url
 
