@@ -32,7 +32,6 @@ def add_ui_commands(sub: Any) -> None:
     ui.add_argument(
         "--allowed-host",
         action="append",
-        default=[],
         metavar="NAME",
         help="a name clients reach the server by, beyond localhost and --host (repeatable); other Host headers get 403",
     )
@@ -58,7 +57,7 @@ def _ui(args: argparse.Namespace) -> int:
         raise DeepSparkError(f"--port: expected 0..65535, got {args.port}")
     if is_loopback(args.host) or args.token:  # else serve() names the missing --token first
         existing_storage(args.storage, create=args.create)
-    serve(args.storage, host=args.host, port=args.port, token=args.token, allowed_host=args.allowed_host)
+    serve(args.storage, host=args.host, port=args.port, token=args.token, allowed_host=args.allowed_host or ())
     return 0
 
 
