@@ -48,21 +48,17 @@ def host_name(header: str) -> str:
 
 
 def allowed_hosts(bound: str, extra: Iterable[str] = ()) -> frozenset[str]:
-    """Host names the server answers to: loopback names, the address it is bound to, and ``extra``.
-
-    A wildcard bind address (``0.0.0.0``, ``::``) is not a name clients use: with it, name the host
-    clients connect by with ``--allowed-host``.
-    """
-    names = set(LOCAL_HOSTS)
-    bound_name = host_name(bound)
-    try:
-        wildcard = ipaddress.ip_address(bound_name).is_unspecified
-    except ValueError:
-        wildcard = False
-    if not wildcard:
-        names.add(bound_name)
-    names.update(host_name(h) for h in extra)
+    """Host names the server answers to: loopback names, the address it is bound to, and ``extra``."""
+    names = {*LOCAL_HOSTS, host_name(bound), *(host_name(h) for h in extra)}
     return frozenset(n for n in names if n)
+
+
+def is_wildcard(bound: str) -> bool:
+    """Whether ``bound`` is ``0.0.0.0`` or ``::``: every interface, a name no client uses."""
+    try:
+        return ipaddress.ip_address(host_name(bound)).is_unspecified
+    except ValueError:
+        return False
 
 
 def cookie_value(token: str) -> str:

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from deepspark.errors import ConfigError, StorageError
 from deepspark.stats.records import RecordError, records_from_json
 from deepspark.stats.storage import SQLiteStatsStorage
-from deepspark.ui.guard import Guard, allowed_hosts, log_disconnect
+from deepspark.ui.guard import Guard, allowed_hosts, is_wildcard, log_disconnect
 from deepspark.ui.page import PAGES, render_page
 from deepspark.ui.view import session_view, sessions_json
 
@@ -167,7 +167,8 @@ def serve(
 
     if not is_loopback(host) and not token:
         raise ConfigError(
-            f"binding {host} lets other machines post stats: pass --token T (and give the router the same token)",
+            f"binding {host} lets other machines read and post stats: pass --token T (and give the router the same"
+            " token)",
             "--host",
         )
     storage = SQLiteStatsStorage(storage_path)
@@ -183,6 +184,12 @@ def serve(
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"deepspark ui: http://{shown}:{actual}/ (storage {storage_path})", flush=True)
     _log_to_stderr()
+    if is_wildcard(host) and not allowed_host:
+        log.warning(
+            "only requests naming %s in their Host header are served: add --allowed-host NAME for each name or "
+            "address clients use to reach this machine",
+            sorted(allowed_hosts(host)),
+        )
     app = create_app(storage, token=token, host=host, allowed_host=allowed_host)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
     try:

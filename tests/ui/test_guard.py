@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -180,30 +182,62 @@ def test_guard_allowed_host_option_adds_names(ui_server: UiServer) -> None:
     assert _route(url, "GET", "/api/view", {"Host": f"other.example:{port}"}) == 403
 
 
-def test_guard_deepspark_ui_command_takes_allowed_host(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "deepspark.cli", "ui", "--storage", str(tmp_path / "r.db"), "--create"]
-    cmd += ["--port", "0", "--allowed-host", "ui.example", "--allowed-host", "b.example"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+@contextmanager
+def _server(args: list[str], log: Path) -> Iterator[str]:
+    """A UI server process started with ``args`` (stderr to ``log``), its URL once /api/health answers."""
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("deepspark ui: http://127.0.0.1:"), line
+        assert line.startswith("deepspark ui: http://"), (line, log.read_text())
         url = line.split()[2]
         deadline = time.monotonic() + 60
         while True:
             try:
-                status = _route(url, "GET", "/api/health", {"Host": "b.example"})
+                _route(url, "GET", "/api/health")
                 break
             except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "the server did not answer"
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
                 time.sleep(0.05)
-        assert status == 200
-        assert _route(url, "GET", "/api/health", {"Host": "c.example"}) == 403
+        yield url
     finally:
         proc.kill()
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_guard_deepspark_ui_command_takes_allowed_host(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "deepspark.cli", "ui", "--storage", str(tmp_path / "r.db"), "--create"]
+    cmd += ["--port", "0", "--allowed-host", "ui.example", "--allowed-host", "b.example"]
+    with _server(cmd, tmp_path / "ui.log") as url:
+        assert _route(url, "GET", "/api/health", {"Host": "b.example"}) == 200
+        assert _route(url, "GET", "/api/health", {"Host": "ui.example"}) == 200
+        assert _route(url, "GET", "/api/health", {"Host": "c.example"}) == 403
+
+
+def test_guard_the_bound_address_is_an_allowed_host(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "deepspark.ui", "--storage", str(tmp_path / "r.db"), "--port", "0"]
+    with _server([*cmd, "--host", "127.0.0.2"], tmp_path / "a.log") as url:
+        assert url.startswith("http://127.0.0.2:")
+        assert _route(url, "GET", "/api/view") == 200  # Host: 127.0.0.2:port
+    with _server(cmd, tmp_path / "b.log") as url:  # bound to 127.0.0.1: 127.0.0.2 is not its name
+        assert _route(url, "GET", "/api/view", {"Host": "127.0.0.2"}) == 403
+
+
+def test_guard_wildcard_bind_without_allowed_host_warns_once(tmp_path: Path) -> None:
+    log = tmp_path / "ui.log"
+    cmd = [sys.executable, "-m", "deepspark.ui", "--storage", str(tmp_path / "r.db"), "--port", "0"]
+    with _server([*cmd, "--host", "0.0.0.0", "--token", TOKEN], log) as url:
+        port = _address(url)[1]
+        local = f"http://127.0.0.1:{port}/"
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert _route(local, "GET", "/api/view", bearer) == 200
+        assert _route(local, "GET", "/api/view", {**bearer, "Host": f"0.0.0.0:{port}"}) == 200
+        assert _route(local, "GET", "/api/view", {**bearer, "Host": f"driver.example:{port}"}) == 403
+    (line,) = log.read_text().splitlines()
+    assert line.startswith("deepspark ui: WARNING: only requests naming") and "--allowed-host NAME" in line
 
 
 def _log_lines(path: Path, needle: str, deadline: float) -> list[str]:
