@@ -7,6 +7,7 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,17 @@ def add_ui_commands(sub: Any) -> None:
     ui.add_argument("--create", action="store_true", help="start an empty stats file when --storage is missing")
     ui.add_argument("--port", type=int, default=9000, help="0 picks a free port (printed)")
     ui.add_argument("--host", default="127.0.0.1", help="loopback by default; other addresses need --token")
-    ui.add_argument("--token", default=None, help="required in 'Authorization: Bearer' to post stats")
+    ui.add_argument(
+        "--token",
+        default=None,
+        help="required on every route but /api/health: 'Authorization: Bearer' header, or log in once in the browser",
+    )
+    ui.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a name clients reach the server by, beyond localhost and --host (repeatable); other Host headers get 403",
+    )
     ui.set_defaults(func=_ui)
     rep = sub.add_parser("report", help="write one self-contained HTML report of a stats database")
     rep.add_argument("storage", help="SQLite stats file")
@@ -46,7 +57,7 @@ def _ui(args: argparse.Namespace) -> int:
         raise DeepSparkError(f"--port: expected 0..65535, got {args.port}")
     if is_loopback(args.host) or args.token:  # else serve() names the missing --token first
         existing_storage(args.storage, create=args.create)
-    serve(args.storage, host=args.host, port=args.port, token=args.token)
+    serve(args.storage, host=args.host, port=args.port, token=args.token, allowed_host=args.allowed_host or ())
     return 0
 
 
@@ -71,13 +82,20 @@ def _export_tensorboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_ui_process(storage: str | Path, port: int = 0, token: str | None = None) -> tuple[subprocess.Popen[str], str]:
-    """Start ``deepspark ui`` as a separate process; returns it and its URL once it accepts connections."""
+def start_ui_process(
+    storage: str | Path, port: int = 0, token: str | None = None, allowed_host: Sequence[str] = ()
+) -> tuple[subprocess.Popen[str], str]:
+    """Start ``deepspark ui`` as a separate process; returns it and its URL once it accepts connections.
+
+    Its stderr (warnings, one line each) goes to ``<storage>.ui.log``.
+    """
     import urllib.request
 
     cmd = [sys.executable, "-m", "deepspark.ui", "--storage", str(storage), "--port", str(port)]
     if token:
         cmd += ["--token", token]
+    for name in allowed_host:
+        cmd += ["--allowed-host", name]
     log_path = Path(f"{storage}.ui.log")  # the server outlives callers such as the demo: its log goes to a file
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, start_new_session=True)

@@ -136,6 +136,10 @@ def validate_record(data: Any, where: str = "record") -> None:
         from deepspark.stats.search_records import validate_search_payload
 
         validate_search_payload(payload, f"{where}.payload")
+    else:  # training stats: the fields the UI draws as numbers must be numbers
+        from deepspark.stats.training_records import validate_training_payload
+
+        validate_training_payload(data["type_id"], data["kind"], payload, f"{where}.payload")
 
 
 def _check_value(value: Any, path: str, depth: int) -> int:

@@ -15,11 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--token", default=None)
+    parser.add_argument("--allowed-host", action="append", metavar="NAME")
     args = parser.parse_args(argv)
     from deepspark.ui.server import serve
 
     try:
-        serve(args.storage, host=args.host, port=args.port, token=args.token)
+        serve(args.storage, host=args.host, port=args.port, token=args.token, allowed_host=args.allowed_host or ())
     except DeepSparkError as e:
         print(f"deepspark ui: error: {e}", file=sys.stderr)
         return 2

@@ -43,10 +43,16 @@ def _inline_script(text: str) -> str:
     return "<script>\n" + text.replace("</script", "<\\/script") + "\n</script>"
 
 
+def embed_json(value: Any) -> str:
+    """``value`` as JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` can end it or open a comment."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def render_report(view: dict[str, Any]) -> str:
     """A self-contained page with every section, the assets inlined and the view embedded (works offline)."""
     css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
-    payload = json.dumps(view, separators=(",", ":")).replace("</", "<\\/")
+    payload = embed_json(view)
     session = (view.get("session") or {}).get("session_id", "")
     return _TEMPLATE.format(
         title=html.escape(f"deepspark report — {session}"),

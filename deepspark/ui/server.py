@@ -2,22 +2,24 @@
 
 It owns one SQLite stats file: pages and ``/api/view`` read it, ``POST /api/records`` appends to it.
 Every posted record is validated before any is written (a batch is stored whole or not at all), bodies
-are size-limited, and a server bound beyond loopback refuses to start without a token.
+are size-limited, and a server bound beyond loopback refuses to start without a token. ``guard.py``
+checks the Host header and, with a token, guards every route but ``/api/health``.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -25,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from deepspark.errors import ConfigError, StorageError
 from deepspark.stats.records import RecordError, records_from_json
 from deepspark.stats.storage import SQLiteStatsStorage
+from deepspark.ui.guard import Guard, allowed_hosts, is_wildcard, log_disconnect
 from deepspark.ui.page import PAGES, render_page
 from deepspark.ui.view import session_view, sessions_json
 
@@ -49,26 +52,35 @@ def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
-def create_app(storage: SQLiteStatsStorage, *, token: str | None = None, max_body: int = MAX_BODY_BYTES) -> Starlette:
-    """The ASGI app over an open storage; ``token`` (when set) is required to post records."""
+def create_app(
+    storage: SQLiteStatsStorage,
+    *,
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    allowed_host: Sequence[str] = (),
+    max_body: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """The ASGI app over an open storage.
+
+    ``token`` (when set) is required on every route but ``/api/health``; requests must name the server by a
+    loopback name, ``host`` (the bind address) or one of ``allowed_host`` in their Host header.
+    """
 
     async def post_records(request: Request) -> Response:
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
-                return _error(
-                    401, "missing or wrong token: send 'Authorization: Bearer <token>' (deepspark ui --token)"
-                )
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _error(415, "expected Content-Type: application/json")
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_body):
             return _error(413, f"body of {declared} bytes is over the limit of {max_body} bytes; send smaller batches")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return _error(413, f"body is over the limit of {max_body} bytes; send smaller batches")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_body:
+                    return _error(413, f"body is over the limit of {max_body} bytes; send smaller batches")
+        except ClientDisconnect:
+            log_disconnect(request)
+            return Response(status_code=400)  # nobody reads it
         try:
             data = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as e:
@@ -121,21 +133,42 @@ def create_app(storage: SQLiteStatsStorage, *, token: str | None = None, max_bod
             Route("/api/records", post_records, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
             Route("/{page}", page),
-        ]
+        ],
+        middleware=[Middleware(Guard, token=token, hosts=allowed_hosts(host, allowed_host))],
     )
+
+
+def _log_to_stderr() -> None:
+    """One line per message on stderr for the server's own warnings (unless logging is set up already)."""
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("deepspark ui: %(levelname)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows; send null for a missing value")
 
 
-def serve(storage_path: str | Path, *, host: str = "127.0.0.1", port: int = 9000, token: str | None = None) -> None:
-    """Open the storage, bind, print the URL and serve until interrupted (``deepspark ui``)."""
+def serve(
+    storage_path: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 9000,
+    token: str | None = None,
+    allowed_host: Sequence[str] = (),
+) -> None:
+    """Open the storage, bind, print the URL and serve until interrupted (``deepspark ui``).
+
+    ``allowed_host`` adds names clients may reach the server by (the Host header check refuses others).
+    """
     import uvicorn
 
     if not is_loopback(host) and not token:
         raise ConfigError(
-            f"binding {host} lets other machines post stats: pass --token T (and give the router the same token)",
+            f"binding {host} lets other machines read and post stats: pass --token T (and give the router the same"
+            " token)",
             "--host",
         )
     storage = SQLiteStatsStorage(storage_path)
@@ -150,9 +183,15 @@ def serve(storage_path: str | Path, *, host: str = "127.0.0.1", port: int = 9000
     actual = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"deepspark ui: http://{shown}:{actual}/ (storage {storage_path})", flush=True)
-    config = uvicorn.Config(
-        create_app(storage, token=token), log_level="warning", access_log=False, timeout_graceful_shutdown=2
-    )
+    _log_to_stderr()
+    if is_wildcard(host) and not allowed_host:
+        log.warning(
+            "only requests naming %s in their Host header are served: add --allowed-host NAME for each name or "
+            "address clients use to reach this machine",
+            sorted(allowed_hosts(host)),
+        )
+    app = create_app(storage, token=token, host=host, allowed_host=allowed_host)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

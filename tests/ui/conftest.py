@@ -6,9 +6,11 @@ Every test here is marked ``ui``. Servers are started with ``--port 0`` and poll
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +20,18 @@ from deepspark.cli.ui_commands import start_ui_process
 _HERE = Path(__file__).parent
 
 UiServer = Callable[..., tuple[subprocess.Popen[str], str]]
+
+CHROMIUM = os.environ.get("DEEPSPARK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,8 +45,10 @@ def ui_server(tmp_path: Path) -> Iterator[UiServer]:
     """Starts ``deepspark ui`` processes (storage in tmp_path unless given); kills them afterwards."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(storage: Path | None = None, token: str | None = None) -> tuple[subprocess.Popen[str], str]:
-        proc, url = start_ui_process(storage or tmp_path / "runs.db", port=0, token=token)
+    def start(
+        storage: Path | None = None, token: str | None = None, allowed_host: tuple[str, ...] = ()
+    ) -> tuple[subprocess.Popen[str], str]:
+        proc, url = start_ui_process(storage or tmp_path / "runs.db", port=0, token=token, allowed_host=allowed_host)
         started.append(proc)
         return proc, url
 
@@ -43,6 +59,19 @@ def ui_server(tmp_path: Path) -> Iterator[UiServer]:
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium (Debian's, driven by Playwright) per test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")

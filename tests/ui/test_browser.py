@@ -11,23 +11,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from deepspark.cli.main import main
 
-from .conftest import UiServer
+from .conftest import CHROMIUM, UiServer
 
-CHROMIUM = os.environ.get("DEEPSPARK_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CHARTS = {
     "overview": ["chart-score", "chart-throughput", "chart-ratios", "chart-lr"],
     "model": ["chart-magnitude", "chart-hist-params", "chart-hist-updates"],
@@ -44,18 +31,6 @@ _SERIES = """ids => ids.map(id => {
 
 def _series(page: Any, ids: list[str]) -> dict[str, tuple[int, int]]:
     return {i: (s, n) for i, s, n in page.evaluate(_SERIES, ids)}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Any:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_browser_every_page_renders_charts_with_data(

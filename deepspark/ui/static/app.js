@@ -1,4 +1,5 @@
-/* deepspark training UI: draws /api/view (or the view embedded in a report) with Chart.js. No network beyond our server. */
+/* deepspark training UI: draws /api/view (or the view embedded in a report) with Chart.js. No network beyond our server.
+   Stored values are untrusted: they reach the page only as textContent of nodes built here, never as HTML. */
 (function () {
   "use strict";
   var PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
@@ -21,11 +22,19 @@
     if (a !== 0 && (a < 1e-3 || a >= 1e6)) { return v.toExponential(2); }
     return v.toLocaleString(undefined, { maximumFractionDigits: digits === undefined ? 3 : digits });
   }
-  function esc(s) {
-    return String(s).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
+  function text(v) { return v === null || v === undefined ? "" : String(v); }
+  function node(tag, content, cls) {  // content: text, or an array of nodes
+    var n = document.createElement(tag);
+    if (Array.isArray(content)) { content.forEach(function (c) { n.appendChild(c); }); }
+    else if (content !== undefined && content !== null) { n.textContent = String(content); }
+    if (cls) { n.className = cls; }
+    return n;
   }
+  function fill(parent, children) {
+    while (parent.firstChild) { parent.removeChild(parent.firstChild); }
+    children.forEach(function (c) { parent.appendChild(c); });
+  }
+  function count(v) { return typeof v === "number" && isFinite(v) ? v.toLocaleString() : text(v); }
   function points(xs, ys) {
     var out = [];
     for (var i = 0; i < xs.length; i++) { if (ys[i] !== null && ys[i] !== undefined) { out.push({ x: xs[i], y: ys[i] }); } }
@@ -76,12 +85,10 @@
       ["iteration", it.length ? it[it.length - 1] : "–"],
       ["score", fmt(last, 4) + (first !== null && scores.length > 1 ? "  (from " + fmt(first, 4) + ")" : "")],
       ["examples/s", fmt(o.examples_per_sec[o.examples_per_sec.length - 1], 0)],
-      ["parameters", st.num_params ? st.num_params.toLocaleString() : "–"],
+      ["parameters", st.num_params ? count(st.num_params) : "–"],
       ["training", (st.training || "–") + (st.num_workers ? ", " + st.num_workers + " workers" : "")]
     ];
-    el("cards").innerHTML = cards.map(function (c) {
-      return '<div class="card"><div class="k">' + esc(c[0]) + '</div><div class="v">' + esc(c[1]) + "</div></div>";
-    }).join("");
+    fill(el("cards"), cards.map(function (c) { return node("div", [node("div", c[0], "k"), node("div", c[1], "v")], "card"); }));
     var problems = [];
     if (o.score.some(function (s) { return s === null; }) && o.score.length) { problems.push(["bad", "the score was NaN or infinite in some reports: lower the learning rate or check the data"]); }
     if (first !== null && scores.length > 2 && last >= first) { problems.push(["warn", "the score has not decreased since the first report"]); }
@@ -94,7 +101,7 @@
       banner.className = "banner warn"; banner.textContent = "No reports yet in this session.";
     } else if (problems.length) {
       banner.className = "banner " + (problems.some(function (p) { return p[0] === "bad"; }) ? "bad" : "warn");
-      banner.innerHTML = problems.map(function (p) { return "⚠ " + esc(p[1]); }).join("<br>");
+      fill(banner, problems.map(function (p) { return node("div", "⚠ " + p[1]); }));
     } else {
       banner.className = "banner ok";
       banner.textContent = "✓ Training looks healthy: the score is falling and update:param ratios are in a normal range (about -4 to -2).";
@@ -122,16 +129,16 @@
   function renderModel(v) {
     var layers = v.model.layers || [];
     var rows = layers.map(function (l) {
-      var cls = l.name === state.layer ? ' class="selected"' : "";
-      return "<tr data-layer=\"" + esc(l.name) + "\"" + cls + "><td>" + l.index + "</td><td>" + esc(l.name) + "</td><td>" +
-        esc(l.type) + "</td><td>" + esc(l.activation || "") + "</td><td>" + (l.n_out === null ? "" : l.n_out) +
-        "</td><td class=\"num\">" + l.params.toLocaleString() + "</td></tr>";
-    });
-    el("layer-table").innerHTML = "<thead><tr><th>#</th><th>name</th><th>type</th><th>activation</th><th>n_out</th>" +
-      "<th class=\"num\">params</th></tr></thead><tbody>" + rows.join("") + "</tbody>";
-    Array.prototype.forEach.call(el("layer-table").querySelectorAll("tbody tr"), function (tr) {
+      var tr = node("tr", [node("td", l.index), node("td", l.name), node("td", l.type), node("td", l.activation),
+        node("td", l.n_out), node("td", count(l.params), "num")]);
+      tr.dataset.layer = text(l.name);
+      if (l.name === state.layer) { tr.className = "selected"; }
       tr.addEventListener("click", function () { state.layer = tr.dataset.layer; renderModel(state.view); });
+      return tr;
     });
+    var head = node("tr", ["#", "name", "type", "activation", "n_out"].map(function (h) { return node("th", h); }));
+    head.appendChild(node("th", "params", "num"));
+    fill(el("layer-table"), [node("thead", [head]), node("tbody", rows)]);
     el("model-summary").textContent = (v.static && v.static.summary) || "";
     if (!state.layer || !layerKeys(v, state.layer).length) {
       var withParams = layers.filter(function (l) { return l.params > 0; });
@@ -191,10 +198,10 @@
       rows.push(["worker", w, (s.host ? s.host + ", " : "") + "RSS " + fmt(s.rss_mb[s.rss_mb.length - 1], 1) +
         " MiB, " + fmt(s.gc_collections[s.gc_collections.length - 1], 0) + " GC collections"]);
     });
-    el("hardware-table").innerHTML = "<tbody>" + rows.map(function (r) {
+    fill(el("hardware-table"), [node("tbody", rows.map(function (r) {
       var value = r[1] === "memory_bytes" ? fmt(r[2] / 1073741824, 1) + " GiB" : r[2];
-      return "<tr><td class=\"dim\">" + esc(r[0]) + "</td><td>" + esc(r[1]) + "</td><td>" + esc(value) + "</td></tr>";
-    }).join("") + "</tbody>";
+      return node("tr", [node("td", r[0], "dim"), node("td", r[1]), node("td", value)]);
+    }))]);
   }
 
   // ------------------------------------------------------------------ spark
@@ -220,27 +227,31 @@
         backgroundColor: totals.map(function (t, i) { return PHASE_COLORS[t.phase] || color(i); }) }] },
       options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { title: { display: true, text: "seconds (all workers)" } } } } });
     var advice = v.spark.advice || [];
-    el("advice").innerHTML = advice.length ? advice.map(function (a) {
-      return '<li class="' + esc(a.severity) + '"><b>' + esc(a.title) + "</b><br>" + esc(a.detail) +
-        (a.setting ? ' <span class="setting">' + esc(a.setting) + "</span>" : "") + "</li>";
-    }).join("") : "<li class=\"info\">" + (ev.length ? "No advice: nothing stood out." : "No Spark phases in this session (local training).") + "</li>";
+    fill(el("advice"), advice.length ? advice.map(function (a) {
+      var li = node("li", [node("b", a.title), node("br"), document.createTextNode(text(a.detail))], text(a.severity));
+      if (a.setting) { li.appendChild(document.createTextNode(" ")); li.appendChild(node("span", a.setting, "setting")); }
+      return li;
+    }) : [node("li", ev.length ? "No advice: nothing stood out." : "No Spark phases in this session (local training).", "info")]);
     var m = v.spark.master || {};
-    el("master-table").innerHTML = "<tbody>" + Object.keys(m).map(function (k) {
-      return "<tr><td>" + esc(k) + "</td><td>" + esc(typeof m[k] === "object" ? JSON.stringify(m[k]) : m[k]) + "</td></tr>";
-    }).join("") + "</tbody>";
+    fill(el("master-table"), [node("tbody", Object.keys(m).map(function (k) {
+      return node("tr", [node("td", k), node("td", typeof m[k] === "object" ? JSON.stringify(m[k]) : m[k])]);
+    }))]);
   }
 
   // ------------------------------------------------------------------ selectors, refresh
   function selectors(v) {
     var s = el("session-select"), w = el("worker-select");
-    s.innerHTML = (v.sessions || []).map(function (x) {
+    function option(value, label, selected) {
+      var o = node("option", label);
+      o.value = text(value);
+      o.selected = selected;
+      return o;
+    }
+    fill(s, (v.sessions || []).map(function (x) {
       var when = new Date(x.start * 1000).toLocaleString();
-      return "<option value=\"" + esc(x.session_id) + "\"" + (v.session && x.session_id === v.session.session_id ? " selected" : "") +
-        ">" + esc(x.session_id) + " · " + esc(when) + "</option>";
-    }).join("");
-    w.innerHTML = "<option value=\"\">all</option>" + (v.workers || []).map(function (x) {
-      return "<option value=\"" + esc(x) + "\"" + (x === v.worker ? " selected" : "") + ">" + esc(x) + "</option>";
-    }).join("");
+      return option(x.session_id, text(x.session_id) + " · " + when, !!(v.session && x.session_id === v.session.session_id));
+    }));
+    fill(w, [option("", "all", false)].concat((v.workers || []).map(function (x) { return option(x, x, x === v.worker); })));
     if (embedded) { s.disabled = true; w.disabled = true; return; }
     s.onchange = function () { params.set("session", s.value); params.delete("worker"); window.location.search = params.toString(); };
     w.onchange = function () { if (w.value) { params.set("worker", w.value); } else { params.delete("worker"); } window.location.search = params.toString(); };
