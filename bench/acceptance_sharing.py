@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_spark import frame
-from common import lenet_config, mnist_arg, mnist_split
+
+from common import frame, lenet_config, mnist_arg, mnist_split
 
 from deepspark.spark import GradientSharing, SparkNetwork, local_spark
 

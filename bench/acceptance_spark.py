@@ -1,6 +1,7 @@
 """Acceptance figure of Spark training I: LeNet on the MNIST test-set split, 2 workers on local[2] vs one machine.
 
-Run: ``.venv/bin/python bench/acceptance_spark.py [--mnist DIR] [--epochs 10] [--stats-out run-stats.json]``.
+Run: ``.venv/bin/python bench/acceptance_spark.py [--mnist DIR] [--epochs 10] [--averaging-frequency 10]
+[--transport collective|spark] [--stats-out run-stats.json]``.
 The timeline of the Spark run is written as HTML (and its stats as JSON for
 ``bench/make_timeline_screenshot.py --stats``).
 """
@@ -13,8 +14,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_spark import frame
-from common import lenet_config, mnist_arg, mnist_split
+
+from common import frame, lenet_config, mnist_arg, mnist_split
 
 from deepspark.nn import Network
 from deepspark.spark import ParameterAveraging, SparkNetwork, local_spark
@@ -24,6 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     mnist_arg(parser)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--averaging-frequency", type=int, default=10)
+    parser.add_argument("--transport", choices=("collective", "spark"), default="collective")
     parser.add_argument("--stats-out", type=Path, default=Path("run-stats.json"))
     parser.add_argument("--html-out", type=Path, default=Path("timeline.html"))
     args = parser.parse_args()
@@ -41,14 +44,16 @@ def main() -> None:
     spark = local_spark("local[2]", app_name="deepspark-acceptance")
     try:
         master = ParameterAveraging(
-            num_workers=2, batch_size_per_worker=32, averaging_frequency=5, collect_training_stats=True, seed=0
+            num_workers=2, batch_size_per_worker=32, averaging_frequency=args.averaging_frequency,
+            transport=args.transport, collect_training_stats=True, seed=0,
         )
         spark_net = SparkNetwork(spark, lenet_config(seed=0), master)
         t0 = time.perf_counter()
         net = spark_net.fit(frame(spark, x_train, y_train, 2), epochs=args.epochs)
         wall = time.perf_counter() - t0
         spark_acc = spark_net.evaluate(frame(spark, x_test, y_test, 2)).accuracy()
-        print(f"ParameterAveraging, 2 workers x batch 32, averaging every 5: accuracy {spark_acc:.4f} ({wall:.0f} s)")
+        print(f"ParameterAveraging ({args.transport}), 2 workers x batch 32, averaging every "
+              f"{args.averaging_frequency}: accuracy {spark_acc:.4f} ({wall:.0f} s)")
         print(f"difference (spark - single): {100 * (spark_acc - single_acc):+.2f} percentage points")
         local_acc = net.evaluate(x_test, y_test).accuracy()
         print(f"(the Spark-trained network evaluated on the driver: {local_acc:.4f})")

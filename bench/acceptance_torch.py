@@ -30,10 +30,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "support"))  # the test package that holds the ResNet-style module
-from bench_spark import frame
-from common import lenet_config, mnist_arg, mnist_split
+from common import frame, lenet_config, mnist_arg, mnist_split  # noqa: E402
 
-from deepspark.config import (
+from deepspark.config import (  # noqa: E402
     Activation,
     Adam,
     BatchNorm,
@@ -48,7 +47,7 @@ from deepspark.config import (
     Output,
     Subsampling,
 )
-from deepspark.nn import Callback, FitLoop, Network
+from deepspark.nn import Callback, FitLoop, Network  # noqa: E402
 
 CHANNELS, BLOCKS, POOL, SEED = 16, 1, 7, 1  # POOL: average-pool the 14x14 maps to POOL x POOL
 LR = ExponentialSchedule(initial=2e-3, gamma=0.6, schedule_type="epoch")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,3 +74,15 @@ def torch_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, b
 def mnist_arg(parser: argparse.ArgumentParser) -> None:
     """Add ``--mnist`` (a folder with the MNIST IDX files)."""
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST, help="folder with t10k-*-ubyte[.gz]")
+
+
+def frame(spark: Any, x: np.ndarray, y: np.ndarray | None, partitions: int) -> Any:
+    """An ``array<float>`` features DataFrame (+ int label), built through Arrow, cached and counted."""
+    import pandas as pd
+
+    data = {"features": list(x.astype(np.float32))}
+    if y is not None:
+        data["label"] = y.astype(np.int64)
+    df = spark.createDataFrame(pd.DataFrame(data)).repartition(partitions).persist()
+    df.count()
+    return df

@@ -52,7 +52,7 @@ def seed_step_rng(seed: int) -> None:
     The CPU generator gets the same state either way, so results do not change.
     """
     torch.default_generator.manual_seed(seed)
-    if torch.cuda.is_initialized():
+    if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         torch.cuda.manual_seed_all(seed)
 
 class Network:
