@@ -12,9 +12,10 @@ Figures per contender:
   as the driver sees epochs finish (per-epoch costs included);
 - fit wall: ``fit`` from a cached DataFrame to a trained model (SparkSession start excluded; TorchDistributor
   ``run`` from the DataFrame, collect included);
-- worker RSS (deepspark): resident memory of all PySpark worker processes (daemon + workers) after each
-  epoch, the largest reading; and the torch runtime's RSS (a process that imported torch and ran one step of
-  the same model), for the bound "torch runtime + 2 x (data + model + updater state) per worker".
+- worker memory (deepspark): resident memory of all PySpark worker processes (daemon + workers) after each
+  epoch, the largest reading, as the sum of RSS and as the sum of PSS (shared pages counted once); and the
+  torch runtime's RSS (a process that imported torch and ran one step of the same model), for the bound
+  "torch runtime + 2 x (data + model + updater state) per worker".
 
 Run: ``.venv/bin/python bench/bench_runtime.py [--mnist DIR] [--epochs 3] [--rounds 3] [--only a,b]``.
 One contender alone: ``... --contender dense`` (prints one JSON line).
@@ -55,9 +56,11 @@ def load() -> str:
     return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def worker_rss() -> int:
-    """Resident bytes of every PySpark Python worker process (the daemon and the workers it forked)."""
-    total = 0
+def worker_memory() -> tuple[int, int]:
+    """Resident bytes of every PySpark Python worker process (the daemon and the workers it forked): the sum of
+    their RSS (pages shared by the forked workers counted once per process) and of their PSS (shared pages
+    split between the processes that share them, so the sum is what they occupy together)."""
+    rss = pss = 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -66,10 +69,12 @@ def worker_rss() -> int:
             if b"pyspark.daemon" not in cmd and b"pyspark.worker" not in cmd:
                 continue
             pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         except (OSError, ValueError, IndexError):
             continue
-        total += pages * os.sysconf("SC_PAGE_SIZE")
-    return total
+        rss += pages * os.sysconf("SC_PAGE_SIZE")
+        pss += next((int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:")), 0)
+    return rss, pss
 
 
 # ------------------------------------------------------------------------------------------ contenders
@@ -200,12 +205,15 @@ def run_spark_contender(name: str, x: np.ndarray, y: np.ndarray, epochs: int, ba
         }
         ends: list[float] = []
         rss: list[int] = []
+        pss: list[int] = []
         epoch_ends: dict[int, float] = {}
 
         def on_round(info: Any) -> None:
             epoch_ends[info.epoch] = time.perf_counter()  # the last round of an epoch wins
             if info.round == info.rounds_in_epoch - 1:
-                rss.append(worker_rss())
+                resident, proportional = worker_memory()
+                rss.append(resident)
+                pss.append(proportional)
 
         spark_net = SparkNetwork(spark, lenet_config(seed=0), masters[name])
         t0 = time.perf_counter()
@@ -213,7 +221,10 @@ def run_spark_contender(name: str, x: np.ndarray, y: np.ndarray, epochs: int, ba
         wall = time.perf_counter() - t0
         ends = [epoch_ends[e] for e in sorted(epoch_ends)]
         steady = len(x) * (epochs - 1) / (ends[-1] - ends[0])
-        return {"steady": steady, "wall": wall, "rss": max(rss) if rss else 0, "rss_epochs": rss}
+        return {
+            "steady": steady, "wall": wall, "rss": max(rss, default=0), "pss": max(pss, default=0),
+            "rss_epochs": rss, "pss_epochs": pss,
+        }
     finally:
         spark.stop()
 
@@ -311,7 +322,7 @@ def main() -> None:
     bound = 2 * (runtime + 2 * (data + model + 2 * model))
     print(f"\n{load()}; epochs {args.epochs}, batch {args.batch} per worker, "
           f"median of {args.rounds} fresh-process runs")
-    print("| contender | steady samples/s | fit wall | worker RSS (max over epochs) |")
+    print("| contender | steady samples/s | fit wall | workers' RSS / PSS (max over epochs) |")
     print("| --- | --- | --- | --- |")
     medians: dict[str, dict[str, float]] = {}
     for name, runs in results.items():
@@ -324,10 +335,11 @@ def main() -> None:
                   f"(target <= 20 ms; one minibatch fit {fit:.1f} ms) | | | |")
             continue
         med = {k: statistics.median(run[k] for run in runs) for k in ("steady", "wall") if k in runs[0]}
-        if "rss" in runs[0]:
-            med["rss"] = statistics.median(run["rss"] for run in runs)
+        for key in ("rss", "pss"):
+            if key in runs[0]:
+                med[key] = statistics.median(run[key] for run in runs)
         medians[name] = med
-        rss = f"{med['rss'] / 2**20:,.0f} MiB" if "rss" in med else ""
+        rss = f"{med['rss'] / 2**20:,.0f} / {med['pss'] / 2**20:,.0f} MiB" if "pss" in med else ""
         print(f"| {name} | {med['steady']:,.0f} | {med['wall']:.1f} s | {rss} |")
     print(f"\ntorch runtime RSS {runtime / 2**20:,.0f} MiB; bound for 2 workers: {bound / 2**20:,.0f} MiB")
     ratios = [
