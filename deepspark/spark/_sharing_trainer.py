@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 
 from deepspark.errors import DistributedTrainingError
-from deepspark.spark._encoding import ThresholdCodec
+from deepspark.spark._encoding import ThresholdCodec, ThresholdRank
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.masters import GradientSharing
-from deepspark.spark.thresholds import TargetSparsity
 
 _CODECS: dict[int, ThresholdCodec] = {}  # parameter count -> codec, reused while the Python worker lives
 
@@ -46,6 +45,7 @@ class Trainer:
             _CODECS[self.n] = codec
         codec.residual.zero_()
         self.codec = codec
+        self.rank = ThresholdRank(codec, self.algorithm, master.residual_post_processor, world, self.tau)
         slots = 1 + master.staleness  # staleness 1: one exchange in flight while the next step computes
         self._send = [torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(slots)]
         self._recv = [[torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(world)] for _ in range(slots)]
@@ -147,15 +147,7 @@ class Trainer:
         net.gradient_to_update()
         self.record("compute", t0, step, examples=size)
         t1 = time.time()
-        if self.tau <= 0.0:  # TargetSparsity's first step: tau from this update's own magnitudes
-            codec.add(net.flat.grads)
-            self.tau = codec.kth_magnitude(self._target())
-            length = codec.encode(None, self.tau)
-        else:
-            length = codec.encode(net.flat.grads, self.tau)
-        _, count, tau_used, _ = codec.header(codec.message)
-        proposal = self.algorithm.propose(tau_used, count / self.n)
-        codec.set_proposal(proposal if proposal is not None else codec.kth_magnitude(self._target()))
+        length, count, tau_used = self.rank.encode(net.flat.grads)
         slot = self.steps % len(self._send)
         send = self._send[slot]
         send[:length].copy_(codec.message[:length])
@@ -181,9 +173,6 @@ class Trainer:
             self.record("exchange", t2, step, bytes_sent=wire, bytes_received=wire, message_bytes=length * 4)
             if previous is not None:
                 self._finish_threshold(previous)
-        clipping = self.master.residual_post_processor
-        if clipping is not None and self.steps % clipping.every == 0:
-            codec.clip_residual(clipping.clip * self.tau)
 
     def _finish_threshold(self, pending: Any) -> None:
         work, buffers, lengths, score, size, step = pending
@@ -192,24 +181,15 @@ class Trainer:
 
     def _decode_apply(self, buffers: list[Any], lengths: list[int], score: Any, size: int, step: int) -> None:
         t3 = time.time()
-        applied = self._applied
-        applied.zero_()
-        proposals = []
-        for buf, length in zip(buffers, lengths, strict=True):  # rank order: the same sum on every rank
-            self.codec.decode_into(buf[:length], applied)
-            proposals.append(ThresholdCodec.header(buf)[3])
-        self.tau = float(np.mean(np.asarray(proposals, dtype=np.float64)))
-        self.net.apply_update(applied, score, size)
+        self.rank.combine([buf[:length] for buf, length in zip(buffers, lengths, strict=True)], self._applied)
+        self.tau = self.rank.tau
+        self.net.apply_update(self._applied, score, size)
         self.record("decode", t3, step)
 
     def _lengths_tensor(self, length: int) -> Any:
         import torch
 
         return torch.tensor([length], dtype=torch.int64)
-
-    def _target(self) -> float:
-        algorithm = self.algorithm
-        return algorithm.target if isinstance(algorithm, TargetSparsity) else 1e-3
 
     def finish(self) -> None:
         """End of the epoch: apply what is in flight, flush the residuals, average the per-rank state."""
