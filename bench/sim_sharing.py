@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import lenet_config, mnist_arg, mnist_split
 
-from deepspark.config import Adam, AdamW, Dense, InputType, NetworkConfig, Nesterovs, Output, Sgd
+from deepspark.config import Adam, AdamW, Dense, InputType, Nesterovs, NetworkConfig, Output, Sgd
 from deepspark.nn import Network
 from deepspark.spark import AdaptiveThreshold, FixedThreshold, GradientSharing, ResidualClipping, TargetSparsity
 from deepspark.spark._encoding import ThresholdCodec, ThresholdRank
@@ -62,7 +62,10 @@ def master_from(args: argparse.Namespace) -> GradientSharing:
         algo = TargetSparsity(target=args.target)
     clip = None if args.no_clip else ResidualClipping()
     return GradientSharing(
-        num_workers=args.workers, batch_size_per_worker=args.batch, threshold_algorithm=algo, residual_post_processor=clip
+        num_workers=args.workers,
+        batch_size_per_worker=args.batch,
+        threshold_algorithm=algo,
+        residual_post_processor=clip,
     )
 
 
@@ -89,12 +92,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     nets = [Network(conf) for _ in range(w if args.encoding == "threshold" else 1)]
     n = nets[0].flat.n_trainable
     ranks = [
-        ThresholdRank(ThresholdCodec(n), master.threshold_algorithm, master.residual_post_processor, w) for _ in range(w)
+        ThresholdRank(ThresholdCodec(n), master.threshold_algorithm, master.residual_post_processor, w)
+        for _ in range(w)
     ]
     applied = torch.zeros(n)
     grads_sum = torch.zeros(n)
     steps_per_epoch = -(-longest // args.batch)
-    log: dict[str, list[float]] = {k: [] for k in ("tau", "sparsity", "bytes", "residual", "clipped", "applied", "score")}
+    log: dict[str, list[float]] = {
+        k: [] for k in ("tau", "sparsity", "bytes", "residual", "clipped", "applied", "score")
+    }
     evals: list[tuple[int, float]] = []
     dense_bytes = 2 * (w - 1) * n * 4 / w
     t0 = time.time()
@@ -103,7 +109,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         orders = [epoch_order(args.seed, epoch, i, len(blocks[i][0])) for i in range(w)]
         for b in range(steps_per_epoch):
             pos = np.arange(b * args.batch, min((b + 1) * args.batch, longest))
-            batches = [(blocks[i][0][orders[i][pos % len(orders[i])]], blocks[i][1][orders[i][pos % len(orders[i])]]) for i in range(w)]
+            batches = [
+                (blocks[i][0][orders[i][pos % len(orders[i])]], blocks[i][1][orders[i][pos % len(orders[i])]])
+                for i in range(w)
+            ]
             if args.encoding == "dense":
                 net = nets[0]
                 grads_sum.zero_()
@@ -144,11 +153,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.encoding == "threshold":
             evals.append((step, accuracy(nets[0], x_test, y_test)))  # before the epoch end
             log.setdefault("flush_norm", []).append(float(sum(r.codec.residual.norm() ** 2 for r in ranks) ** 0.5))
-        if args.encoding == "threshold" and args.flush == "epoch":  # Trainer.finish: flush the residuals, average the updater state
-            total = torch.zeros(n)
+        if args.encoding == "threshold" and args.flush == "drop":
             for rank in ranks:
-                total.add_(rank.codec.residual)
                 rank.codec.residual.zero_()
+        if args.encoding == "threshold":  # Trainer.finish: average the updater state, flush if asked
+            total = torch.zeros(n)
+            if args.flush == "epoch":
+                for rank in ranks:
+                    total.add_(rank.codec.residual)
+                    rank.codec.residual.zero_()
             state = torch.stack([net.updater.state for net in nets]).mean(0)
             for net in nets:
                 with torch.no_grad():
@@ -187,7 +200,7 @@ def main() -> None:
     parser.add_argument("--tau", type=float, default=1e-3)
     parser.add_argument("--target", type=float, default=1e-3)
     parser.add_argument("--no-clip", action="store_true")
-    parser.add_argument("--flush", choices=["epoch", "never"], default="epoch")
+    parser.add_argument("--flush", choices=["epoch", "never", "drop"], default="never")
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
 from deepspark.errors import DistributedTrainingError
 from deepspark.spark._encoding import ThresholdCodec, ThresholdRank
 from deepspark.spark.events import PhaseTimer
@@ -67,7 +65,8 @@ class Trainer:
             self.step(batch, size)
 
     def state(self) -> dict[str, float]:
-        """What a relaunched stage needs besides the parameters: the threshold (the residual was flushed)."""
+        """What a relaunched stage needs besides the parameters: the threshold (a relaunch starts with empty
+        residuals, as every stage does)."""
         return {"tau": self.tau}
 
     def close(self) -> None:
@@ -192,7 +191,8 @@ class Trainer:
         return torch.tensor([length], dtype=torch.int64)
 
     def finish(self) -> None:
-        """End of the epoch: apply what is in flight, flush the residuals, average the per-rank state."""
+        """End of the epoch: apply what is in flight, average the per-rank state; the residuals carry on into
+        the next epoch (or are flushed, with ``flush_residual``)."""
         import torch
         import torch.distributed as dist
 
@@ -203,11 +203,12 @@ class Trainer:
             if self._pending is not None:
                 pending, self._pending = self._pending, None
                 self._finish_threshold(pending)
-            residual = self.codec.residual  # nothing is lost: what never reached tau is applied now
-            dist.all_reduce(residual)
-            with torch.no_grad():
-                net.flat.trainable.sub_(residual)
-            residual.zero_()
+            if self.master.flush_residual:  # every rank's unsent remainder at once (see GradientSharing)
+                residual = self.codec.residual
+                dist.all_reduce(residual)
+                with torch.no_grad():
+                    net.flat.trainable.sub_(residual)
+                residual.zero_()
             if net.updater.state.numel():  # each rank's updater saw only its own gradients
                 dist.all_reduce(net.updater.state)
                 net.updater.state.div_(self.world)
