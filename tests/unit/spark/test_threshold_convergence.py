@@ -7,11 +7,13 @@ The epoch end does what ``Trainer.finish`` does (average the updater state; flus
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
 
-from deepspark.config import Adam, AdamW, Dense, InputType, NetworkConfig, Nesterovs, Output, Sgd, Updater
+from deepspark.config import Adam, AdamW, Dense, InputType, Nesterovs, NetworkConfig, Output, Sgd, Updater
 from deepspark.data import load_digits
 from deepspark.nn import Network
 from deepspark.spark import AdaptiveThreshold, GradientSharing
@@ -22,6 +24,15 @@ WORKERS, BATCH, EPOCHS = 2, 16, 4
 # seed by more than WORST_GAP (the same equal-steps comparison as the MNIST acceptance job, on 450 test rows).
 MEAN_GAP, WORST_GAP = 0.02, 0.04
 SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny matrices: torch's intra-op threads only add contention (25x slower on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
