@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from deepspark.spark.thresholds import ResidualClipping, TargetSparsity, ThresholdAlgorithm
+
 HEADER = 4
 SPARSE = 0
 BITMAP = 1
@@ -145,3 +147,57 @@ class ThresholdCodec:
     def clip_residual(self, limit: float) -> None:
         """Clamp the residual to ``±limit`` (``ResidualClipping``)."""
         self.residual.clamp_(-limit, limit)
+
+
+class ThresholdRank:
+    """One rank's side of threshold encoding, whatever carries the messages: encode this rank's update into
+    ``codec.message``, then turn every rank's message (in rank order) into the one update all replicas apply.
+
+    The Spark trainer moves the messages with ``all_gather``; a test or a simulation may hand them over in
+    memory. Both run this same code, so both see the same tau, sparsity and residual.
+    """
+
+    def __init__(
+        self,
+        codec: ThresholdCodec,
+        algorithm: ThresholdAlgorithm,
+        clipping: ResidualClipping | None,
+        world: int,
+        tau: float | None = None,
+    ) -> None:
+        self.codec, self.algorithm, self.clipping, self.world = codec, algorithm, clipping, world
+        first = algorithm.first_tau()
+        self.tau: float = tau if tau is not None else (first if first is not None else 0.0)
+        self.steps = 0
+
+    def _target(self) -> float:
+        return self.algorithm.target if isinstance(self.algorithm, TargetSparsity) else 1e-3
+
+    def encode(self, update: Tensor) -> tuple[int, int, float]:
+        """Encode ``update`` (plus the residual) into ``codec.message``; return (length in words, elements
+        sent, tau used)."""
+        codec = self.codec
+        if self.tau <= 0.0:  # TargetSparsity's first step: tau from this update's own magnitudes
+            codec.add(update)
+            self.tau = codec.kth_magnitude(self._target())
+            length = codec.encode(None, self.tau)
+        else:
+            length = codec.encode(update, self.tau)
+        _, count, tau_used, _ = codec.header(codec.message)
+        proposal = self.algorithm.propose(tau_used, count / codec.n)
+        codec.set_proposal(proposal if proposal is not None else codec.kth_magnitude(self._target()))
+        return length, count, tau_used
+
+    def combine(self, messages: list[Tensor], out: Tensor) -> None:
+        """Decode every rank's message (rank order: the same sum on every rank) into ``out`` (zeroed first),
+        take the mean proposal as the next tau, and post-process the residual."""
+        out.zero_()
+        proposals = []
+        for message in messages:
+            self.codec.decode_into(message, out)
+            proposals.append(ThresholdCodec.header(message)[3])
+        self.tau = float(np.mean(np.asarray(proposals, dtype=np.float64)))
+        self.steps += 1
+        clipping = self.clipping
+        if clipping is not None and self.steps % clipping.every == 0:
+            self.codec.clip_residual(clipping.clip * self.tau)

@@ -2,8 +2,8 @@
 
 Every rank trains in lockstep inside one barrier stage (``_stage``), exchanging dense or threshold-encoded
 updates each step (``_sharing_trainer``). The driver takes each epoch's state as the ranks publish it, and a
-failed stage restarts from the last epoch the driver holds, tau included (the residual is flushed at every
-epoch's end, so nothing else is needed).
+failed stage restarts from the last epoch the driver holds, tau included (a stage starts with empty residuals,
+so nothing else is needed).
 """
 
 from __future__ import annotations

@@ -6,13 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
 from deepspark.errors import DistributedTrainingError
-from deepspark.spark._encoding import ThresholdCodec
+from deepspark.spark._encoding import ThresholdCodec, ThresholdRank
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.masters import GradientSharing
-from deepspark.spark.thresholds import TargetSparsity
 
 _CODECS: dict[int, ThresholdCodec] = {}  # parameter count -> codec, reused while the Python worker lives
 
@@ -46,6 +43,7 @@ class Trainer:
             _CODECS[self.n] = codec
         codec.residual.zero_()
         self.codec = codec
+        self.rank = ThresholdRank(codec, self.algorithm, master.residual_post_processor, world, self.tau)
         slots = 1 + master.staleness  # staleness 1: one exchange in flight while the next step computes
         self._send = [torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(slots)]
         self._recv = [[torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(world)] for _ in range(slots)]
@@ -67,7 +65,8 @@ class Trainer:
             self.step(batch, size)
 
     def state(self) -> dict[str, float]:
-        """What a relaunched stage needs besides the parameters: the threshold (the residual was flushed)."""
+        """What a relaunched stage needs besides the parameters: the threshold (a relaunch starts with empty
+        residuals, as every stage does)."""
         return {"tau": self.tau}
 
     def close(self) -> None:
@@ -147,15 +146,7 @@ class Trainer:
         net.gradient_to_update()
         self.record("compute", t0, step, examples=size)
         t1 = time.time()
-        if self.tau <= 0.0:  # TargetSparsity's first step: tau from this update's own magnitudes
-            codec.add(net.flat.grads)
-            self.tau = codec.kth_magnitude(self._target())
-            length = codec.encode(None, self.tau)
-        else:
-            length = codec.encode(net.flat.grads, self.tau)
-        _, count, tau_used, _ = codec.header(codec.message)
-        proposal = self.algorithm.propose(tau_used, count / self.n)
-        codec.set_proposal(proposal if proposal is not None else codec.kth_magnitude(self._target()))
+        length, count, tau_used = self.rank.encode(net.flat.grads)
         slot = self.steps % len(self._send)
         send = self._send[slot]
         send[:length].copy_(codec.message[:length])
@@ -181,9 +172,6 @@ class Trainer:
             self.record("exchange", t2, step, bytes_sent=wire, bytes_received=wire, message_bytes=length * 4)
             if previous is not None:
                 self._finish_threshold(previous)
-        clipping = self.master.residual_post_processor
-        if clipping is not None and self.steps % clipping.every == 0:
-            codec.clip_residual(clipping.clip * self.tau)
 
     def _finish_threshold(self, pending: Any) -> None:
         work, buffers, lengths, score, size, step = pending
@@ -192,14 +180,9 @@ class Trainer:
 
     def _decode_apply(self, buffers: list[Any], lengths: list[int], score: Any, size: int, step: int) -> None:
         t3 = time.time()
-        applied = self._applied
-        applied.zero_()
-        proposals = []
-        for buf, length in zip(buffers, lengths, strict=True):  # rank order: the same sum on every rank
-            self.codec.decode_into(buf[:length], applied)
-            proposals.append(ThresholdCodec.header(buf)[3])
-        self.tau = float(np.mean(np.asarray(proposals, dtype=np.float64)))
-        self.net.apply_update(applied, score, size)
+        self.rank.combine([buf[:length] for buf, length in zip(buffers, lengths, strict=True)], self._applied)
+        self.tau = self.rank.tau
+        self.net.apply_update(self._applied, score, size)
         self.record("decode", t3, step)
 
     def _lengths_tensor(self, length: int) -> Any:
@@ -207,12 +190,9 @@ class Trainer:
 
         return torch.tensor([length], dtype=torch.int64)
 
-    def _target(self) -> float:
-        algorithm = self.algorithm
-        return algorithm.target if isinstance(algorithm, TargetSparsity) else 1e-3
-
     def finish(self) -> None:
-        """End of the epoch: apply what is in flight, flush the residuals, average the per-rank state."""
+        """End of the epoch: apply what is in flight, average the per-rank state; the residuals carry on into
+        the next epoch (or are flushed, with ``flush_residual``)."""
         import torch
         import torch.distributed as dist
 
@@ -223,11 +203,12 @@ class Trainer:
             if self._pending is not None:
                 pending, self._pending = self._pending, None
                 self._finish_threshold(pending)
-            residual = self.codec.residual  # nothing is lost: what never reached tau is applied now
-            dist.all_reduce(residual)
-            with torch.no_grad():
-                net.flat.trainable.sub_(residual)
-            residual.zero_()
+            if self.master.flush_residual:  # every rank's unsent remainder at once (see GradientSharing)
+                residual = self.codec.residual
+                dist.all_reduce(residual)
+                with torch.no_grad():
+                    net.flat.trainable.sub_(residual)
+                residual.zero_()
             if net.updater.state.numel():  # each rank's updater saw only its own gradients
                 dist.all_reduce(net.updater.state)
                 net.updater.state.div_(self.world)

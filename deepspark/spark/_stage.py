@@ -126,7 +126,7 @@ def _take_epoch(store: DriverStore, prefix: str, epoch: int, world: int, with_up
     return _Epoch(params, updater, reports)
 
 
-def _absorb(ctx: FitContext, epoch: int, taken: _Epoch, t_epoch: float) -> dict[str, float]:
+def _absorb(ctx: FitContext, master: Any, epoch: int, taken: _Epoch, t_epoch: float) -> dict[str, float]:
     """Apply one epoch's state to the driver's network, record its events, report it; returns the trainer state."""
     net = ctx.net
     dtype = net.flat.params.detach().numpy().dtype
@@ -157,6 +157,7 @@ def _absorb(ctx: FitContext, epoch: int, taken: _Epoch, t_epoch: float) -> dict[
         readings=readings,
     )
     state: dict[str, float] = dict(lead.get("state") or {})
+    master.review_epoch(epoch, headers, net.flat.n_trainable)
     return state
 
 
@@ -226,7 +227,9 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                 last = net.epoch + stage_epochs - 1
                 run = _StageRun(ctx, stage, group, f"deepspark {what}, epochs {net.epoch}..{last}")
                 try:
-                    stopped, state = _follow(ctx, run, store, prefix, stage_epochs, workers, with_updater, state)
+                    stopped, state = _follow(
+                        ctx, master, run, store, prefix, stage_epochs, workers, with_updater, state
+                    )
                 except BaseException:
                     run.cancel()
                     raise
@@ -265,6 +268,7 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
 
 def _follow(
     ctx: FitContext,
+    master: Any,
     run: _StageRun,
     store: DriverStore,
     prefix: str,
@@ -291,7 +295,7 @@ def _follow(
                 return False, state
             run.finished.wait(POLL_S)
         t0 = time.time()
-        state = _absorb(ctx, epoch, taken, t_epoch)
+        state = _absorb(ctx, master, epoch, taken, t_epoch)
         ctx.timer("process_params", t0, net.iteration)
         stop = ctx.epoch_done()
         if ctx.synchronous and epoch + 1 < first + epochs:

@@ -42,6 +42,9 @@ EXCHANGE_MAX_RATIO = 1.0
 # Gradient sharing: share of threshold-encoded steps that went out as (n / 16) bitmaps above which tau
 # is too low for the updates (the messages are barely compressed).
 BITMAP_MAX_SHARE = 0.5
+# Gradient sharing: mean fraction of the elements a threshold-encoded step sends below which (almost) none of
+# the update reaches the model: tau sits far above the per-step update and training cannot converge.
+STALLED_MAX_SPARSITY = 1e-5
 
 _OVERHEAD_PHASES = (PHASE_BROADCAST, PHASE_AGGREGATE, PHASE_PROCESS_PARAMS)
 
@@ -258,6 +261,36 @@ def _rule_bitmaps(stats: TrainingStats, settings: dict[str, Any]) -> list[Findin
     return [Finding("info", "Threshold messages are barely compressed", detail, "threshold_algorithm", "bitmaps")]
 
 
+def threshold_stall(sparsity: float, tau: float, settings: dict[str, Any]) -> Finding | None:
+    """The warning for threshold encoding that sends (almost) nothing, or None when enough goes out.
+
+    Shared by the advice rule and the driver, which logs it after the first epoch that stalls.
+
+    Example:
+        >>> threshold_stall(0.0, 0.5, {}).setting
+        'threshold_algorithm'
+    """
+    if sparsity >= STALLED_MAX_SPARSITY:
+        return None
+    detail = (
+        f"Threshold-encoded steps sent {sparsity:.2g} of the elements on average, at tau {tau:.3g}: the "
+        "per-step updates rarely add up to tau, so the model barely moves and training cannot converge. Lower "
+        f"the threshold: threshold_algorithm{_setting(settings, 'threshold_algorithm')} -> AdaptiveThreshold() "
+        "(the default, it follows the update size), or a FixedThreshold of a few per-step updates (about 5 "
+        "learning rates for Adam)."
+    )
+    return Finding("warning", "Threshold encoding sends almost nothing", detail, "threshold_algorithm", "stalled")
+
+
+def _rule_threshold_stalled(stats: TrainingStats, settings: dict[str, Any]) -> list[Finding]:
+    encode = stats.events(phase=PHASE_ENCODE)
+    if not encode:
+        return []
+    sparsity = statistics.fmean(float(e.detail.get("sparsity", 0.0)) for e in encode)
+    finding = threshold_stall(sparsity, float(encode[-1].detail.get("tau", 0.0)), settings)
+    return [] if finding is None else [finding]
+
+
 RULES: tuple[Callable[[TrainingStats, dict[str, Any]], list[Finding]], ...] = (
     _rule_driver_overhead,
     _rule_data_fetch,
@@ -268,6 +301,7 @@ RULES: tuple[Callable[[TrainingStats, dict[str, Any]], list[Finding]], ...] = (
     _rule_retries,
     _rule_exchange,
     _rule_bitmaps,
+    _rule_threshold_stalled,
 )
 
 
@@ -311,9 +345,11 @@ __all__ = [
     "MODEL_INIT_EVERY_ROUND",
     "MODEL_INIT_MAX_SHARE",
     "RULES",
+    "STALLED_MAX_SPARSITY",
     "STRAGGLER_RATIO",
     "TINY_FIT_SECONDS",
     "TINY_OVERHEAD_RATIO",
     "Finding",
     "advise",
+    "threshold_stall",
 ]

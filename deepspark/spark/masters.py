@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -88,6 +89,9 @@ class TrainingMaster(Spec):
     def train(self, ctx: FitContext) -> None:
         """Train ``ctx.epochs`` epochs on ``ctx.data``, keeping ``ctx.net`` at the last finished round."""
         raise NotImplementedError(f"{type(self).__name__} does not implement train")
+
+    def review_epoch(self, epoch: int, reports: list[dict[str, Any]], n_params: int) -> None:
+        """On the driver, look at the ranks' reports of a finished barrier-stage epoch (default: nothing)."""
 
 
 @register("parameter_averaging")
@@ -183,6 +187,11 @@ class GradientSharing(TrainingMaster):
         encoding: ``threshold`` (default) or ``dense``.
         threshold_algorithm: how tau moves (``AdaptiveThreshold``, ``FixedThreshold``, ``TargetSparsity``).
         residual_post_processor: ``ResidualClipping`` (default) or None.
+        flush_residual: at the end of every epoch, apply every rank's residual (what has not reached tau
+            yet) at once. Off by default: the residuals carry on into the next epoch and what is left at the
+            end of a stage (less than tau per element) is dropped. Flushing applies up to ``num_workers * tau``
+            to every parameter in one step, and that burst cost 3-5 points of MNIST test accuracy per epoch
+            (docs/gradient-sharing.md).
         staleness: 0 = synchronous; 1 = apply the peers' updates one step late, so the exchange of step t
             overlaps the compute of step t + 1.
         epochs_per_stage: epochs one barrier stage trains; None (default) = the whole fit in one stage.
@@ -201,6 +210,7 @@ class GradientSharing(TrainingMaster):
     encoding: Literal["threshold", "dense"] = "threshold"
     threshold_algorithm: ThresholdAlgorithm = field(default_factory=AdaptiveThreshold)
     residual_post_processor: ResidualClipping | None = field(default_factory=ResidualClipping)
+    flush_residual: bool = False
     staleness: int = 0
     epochs_per_stage: int | None = None
     repartition: Literal["always", "never"] = "always"
@@ -222,6 +232,24 @@ class GradientSharing(TrainingMaster):
         from deepspark.spark import _sharing
 
         _sharing.train(self, ctx)
+
+    def review_epoch(self, epoch: int, reports: list[dict[str, Any]], n_params: int) -> None:
+        """Log a warning naming ``threshold_algorithm`` when an epoch's threshold messages carried almost
+        nothing (tau far above the updates: training cannot converge)."""
+        if self.encoding != "threshold" or n_params <= 0:
+            return
+        from deepspark.spark.advice import threshold_stall
+
+        steps = sum(int(r.get("steps", 0)) for r in reports)
+        sent = sum(int(r.get("elements_sent", 0)) for r in reports)
+        if steps <= 0:
+            return
+        tau = float(next((r.get("state") or {} for r in reports if r.get("rank") == 0), {}).get("tau", 0.0))
+        settings = {"threshold_algorithm": self.threshold_algorithm}
+        finding = threshold_stall(sent / (steps * n_params), tau, settings)
+        if finding is not None:
+            log = logging.getLogger("deepspark")
+            log.warning("gradient sharing, epoch %d: %s. %s", epoch, finding.title, finding.detail)
 
     def stage_trainer(self, net: Any, world: int, state: dict[str, float], timer: PhaseTimer) -> Any:
         """This master's per-rank trainer (executor side): the dense or threshold exchange."""

@@ -211,3 +211,12 @@ def test_advice_sharing_flags_bitmap_messages_and_is_quiet_when_healthy() -> Non
     assert [f.rule for f in healthy] == ["ok"]
     summary = _sharing_run(compute=0.03, exchange=0.01, sparsity=1e-3).summary()
     assert "4,000 bytes sent per step per worker" in summary and "sparsity mean 1.00e-03" in summary
+
+
+def test_advice_threshold_stall_warns_naming_threshold_algorithm_and_is_quiet_when_updates_get_out() -> None:
+    stalled = advise(_sharing_run(compute=0.03, exchange=0.01, sparsity=0.0))
+    finding = next(f for f in stalled if f.rule == "stalled")
+    assert finding.severity == "warning" and finding.setting == "threshold_algorithm"
+    assert "AdaptiveThreshold" in finding.detail and "tau 0.001" in finding.detail
+    healthy = advise(_sharing_run(compute=0.03, exchange=0.01, sparsity=advice.STALLED_MAX_SPARSITY))
+    assert "stalled" not in [f.rule for f in healthy]

@@ -8,7 +8,7 @@ import torch
 from deepspark.config._spec import Spec
 from deepspark.errors import ConfigError
 from deepspark.spark import AdaptiveThreshold, FixedThreshold, GradientSharing, ResidualClipping, TargetSparsity
-from deepspark.spark._encoding import BITMAP, HEADER, PER_WORD, SPARSE, ThresholdCodec
+from deepspark.spark._encoding import BITMAP, HEADER, PER_WORD, SPARSE, ThresholdCodec, ThresholdRank
 
 
 def _decode(codec: ThresholdCodec, length: int) -> torch.Tensor:
@@ -101,7 +101,7 @@ def test_adaptive_threshold_moves_sparsity_into_range() -> None:
 
 
 def test_adaptive_threshold_directions() -> None:
-    algo = AdaptiveThreshold(initial=1e-3, min_sparsity=1e-4, max_sparsity=1e-2, decay=0.5)
+    algo = AdaptiveThreshold(initial=1e-3, min_sparsity=1e-4, max_sparsity=1e-2, decay=0.5, max_growth=2.0)
     assert algo.propose(1.0, 0.5) == 2.0
     assert algo.propose(1.0, 1e-6) == 0.5
     assert algo.propose(1.0, 1e-3) == 1.0
@@ -116,6 +116,7 @@ def test_adaptive_threshold_directions() -> None:
         GradientSharing(encoding="dense", staleness=1, num_workers=3, backend="gloo", epochs_per_stage=4),
         GradientSharing(threshold_algorithm=TargetSparsity(target=0.01), residual_post_processor=None),
         GradientSharing(threshold_algorithm=FixedThreshold(threshold=0.1), residual_post_processor=ResidualClipping()),
+        GradientSharing(flush_residual=True, threshold_algorithm=AdaptiveThreshold(max_growth=2.0)),
     ],
 )
 def test_gradient_sharing_json_round_trip(spec: GradientSharing) -> None:
@@ -147,3 +148,49 @@ def test_threshold_specs_reject_bad_values() -> None:
         TargetSparsity(target=0.0)
     with pytest.raises(ConfigError, match=r"threshold_algorithm\.type: unknown .* did you mean 'fixed_threshold'"):
         GradientSharing.from_dict({"type": "gradient_sharing", "threshold_algorithm": {"type": "fixed_treshold"}})
+
+
+def test_adaptive_threshold_grows_in_proportion_to_the_overshoot_within_bounds() -> None:
+    algo = AdaptiveThreshold(max_sparsity=1e-2, decay=0.5, max_growth=4.0)
+    assert algo.propose(1.0, 0.03) == pytest.approx(3.0)  # 3x too many sent: tau x3 at once
+    assert algo.propose(1.0, 0.5) == 4.0  # capped at max_growth
+    assert algo.propose(1.0, 0.011) == 2.0  # never slower than 1 / decay
+    with pytest.raises(ConfigError, match="max_growth"):
+        AdaptiveThreshold(max_growth=0.5)
+
+
+def test_threshold_rank_keeps_what_it_did_not_send_and_all_ranks_apply_the_same_sum() -> None:
+    gen = torch.Generator().manual_seed(5)
+    n, world = 3000, 2
+    ranks = [ThresholdRank(ThresholdCodec(n), AdaptiveThreshold(), None, world) for _ in range(world)]
+    accumulated = torch.zeros(n, dtype=torch.float64)
+    applied_total = torch.zeros(n, dtype=torch.float64)
+    outs = [torch.zeros(n) for _ in range(world)]
+    for _ in range(30):
+        messages = []
+        for rank in ranks:
+            update = torch.randn(n, generator=gen) * 1e-3
+            accumulated += update.double()
+            length, _, _ = rank.encode(update)
+            messages.append(rank.codec.message[:length].clone())
+        for rank, out in zip(ranks, outs, strict=True):
+            rank.combine(messages, out)
+        assert torch.equal(outs[0], outs[1]) and ranks[0].tau == ranks[1].tau
+        applied_total += outs[0].double()
+    residuals = sum(rank.codec.residual.double() for rank in ranks)
+    torch.testing.assert_close(applied_total + residuals, accumulated, rtol=0, atol=1e-5)
+    assert 0 < ranks[0].steps == 30
+
+
+def test_review_epoch_logs_a_warning_naming_the_setting_when_nothing_is_sent(caplog: pytest.LogCaptureFixture) -> None:
+    stalled = GradientSharing(threshold_algorithm=FixedThreshold(threshold=10.0))
+    reports = [{"rank": r, "steps": 125, "elements_sent": 0, "state": {"tau": 10.0}} for r in range(2)]
+    with caplog.at_level("WARNING", logger="deepspark"):
+        stalled.review_epoch(0, reports, 431_080)
+    assert "FixedThreshold(threshold=10.0)" in caplog.text and "epoch 0" in caplog.text
+    caplog.clear()
+    healthy = [{"rank": r, "steps": 125, "elements_sent": 125 * 1000, "state": {"tau": 5e-3}} for r in range(2)]
+    with caplog.at_level("WARNING", logger="deepspark"):
+        GradientSharing().review_epoch(0, healthy, 431_080)
+        GradientSharing(encoding="dense").review_epoch(0, reports, 431_080)
+    assert caplog.text == ""
