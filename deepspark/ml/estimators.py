@@ -243,6 +243,25 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
         """Classes the model predicts (0 for regression)."""
         return self.network.heads[0].n_out if _is_classifier(self.network) else 0
 
+    def setFeaturesCol(self, value: str) -> DeepSparkModel:
+        """The input column (``array<float>`` or a Vector)."""
+        return self._set(featuresCol=value)
+
+    def setPredictionCol(self, value: str) -> DeepSparkModel:
+        return self._set(predictionCol=value)
+
+    def setProbabilityCol(self, value: str) -> DeepSparkModel:
+        """Classifiers: the class probabilities column; ``""`` leaves it out (less to compute and move)."""
+        return self._set(probabilityCol=value)
+
+    def setRawPredictionCol(self, value: str) -> DeepSparkModel:
+        """Classifiers: the network's raw outputs column; ``""`` leaves it out."""
+        return self._set(rawPredictionCol=value)
+
+    def setBatchSize(self, value: int) -> DeepSparkModel:
+        """Rows per inference batch on the executors."""
+        return self._set(batchSize=value)
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
         net = self.network
         columns = {"prediction": self.getPredictionCol()}

@@ -249,6 +249,21 @@ def test_regressor_predicts_doubles_for_regression_evaluator(spark: SparkSession
     assert rmse < 0.5 * float(np.std(y)), rmse
 
 
+def test_model_setters_choose_the_output_columns(fitted: PipelineModel, blobs: DataFrame) -> None:
+    from pyspark.ml import PipelineModel
+
+    model = fitted.stages[-1]
+    assert isinstance(model, DeepSparkModel)
+    blobs = PipelineModel(fitted.stages[:-1]).transform(blobs)  # the columns the model reads
+    lean = model.copy().setProbabilityCol("").setRawPredictionCol("").setPredictionCol("label_hat").setBatchSize(7)
+    assert (lean.getProbabilityCol(), lean.getRawPredictionCol(), lean.getBatchSize()) == ("", "", 7)
+    out = lean.transform(blobs)
+    added = set(out.columns) - set(blobs.columns)
+    assert "label_hat" in added and not added & {"probability", "rawPrediction"}, out.columns
+    full = model.transform(blobs).select("prediction").toPandas()["prediction"].to_numpy()
+    np.testing.assert_array_equal(out.select("label_hat").toPandas()["label_hat"].to_numpy(), full)
+
+
 def test_estimator_params_round_trip_through_save_and_load(tmp_path: Path) -> None:
     clf = DeepSparkClassifier(networkConfig=_conf(), epochs=3, learningRate=0.01, labelCol="y")
     clf.save(str(tmp_path / "clf"))
