@@ -92,7 +92,8 @@ def _per_round_overhead(stats: TrainingStats) -> float:
     slowest: dict[int, float] = {}
     for (r, _), seconds in busy.items():
         slowest[r] = max(slowest.get(r, 0.0), seconds)
-    total += sum(max(0.0, seconds - slowest.get(r, 0.0)) for r, seconds in maps.items())
+    if len(maps) >= len(rounds) / 2:  # one Spark job per round; a barrier stage's one map spans every round
+        total += sum(max(0.0, seconds - slowest.get(r, 0.0)) for r, seconds in maps.items())
     return total / len(rounds)
 
 

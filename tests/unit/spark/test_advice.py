@@ -86,6 +86,24 @@ def test_advise_driver_overhead_dominates_raise_averaging_frequency() -> None:
     assert "averaging_frequency (now 5)" in finding.detail and "batch_size_per_worker (now 32)" in finding.detail
 
 
+def test_advise_one_barrier_stage_is_not_driver_overhead_per_round() -> None:
+    """Collective averaging: one driver ``map`` spans the whole fit; the rounds inside it cost the driver nothing."""
+    driver = PhaseTimer("driver", host="driver", pid=1)
+    timers = [PhaseTimer("worker", w, host=f"exec-{w}", pid=100 + w) for w in range(2)]
+    rounds, t = 40, T0 + 1.0
+    for r in range(rounds):
+        for timer in timers:
+            timer.record("fit", t, 0.25, round=r, examples=320)
+            timer.record("average", t + 0.25, 0.01, round=r)
+        t += 0.26
+    driver.record("broadcast", T0, 0.3, round=0)
+    driver.record("map", T0 + 0.5, t - T0, round=rounds - 1)
+    stats = TrainingStats(driver.events, settings=dict(SETTINGS))
+    for timer in timers:
+        stats.add(timer.events)
+    assert "driver_overhead" not in _rules(advise(stats))
+
+
 def test_advise_data_fetch_dominates_raise_worker_prefetch() -> None:
     (finding,) = [f for f in advise(_run(fetch=0.1)) if f.rule == "data_fetch"]
     assert (finding.severity, finding.setting) == ("warning", "worker_prefetch")
