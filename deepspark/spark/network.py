@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepspark.errors import ConfigError, DataError, DeepSparkError
-from deepspark.nn.fit_session import FitSession, is_classifier, local_validator, validation_names
+from deepspark.nn.fit_session import FitSession, OnDivergence, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
@@ -87,6 +87,7 @@ class SparkNetwork:
         validation_data: Any = None,
         callbacks: Sequence[Callback] = (),
         verbose: int | bool | None = None,
+        on_divergence: OnDivergence = "raise",
     ) -> Network:
         """Train for ``epochs`` epochs and return the trained ``Network`` (also ``self.network``).
 
@@ -100,6 +101,10 @@ class SparkNetwork:
         Training runs in one barrier stage for the whole fit; a validation DataFrame needs task slots between
         epochs, so with one the stage ends (and restarts) at every epoch. Callbacks that can stop training
         (``EarlyStopping``) make the workers wait for the driver's verdict after each epoch.
+
+        The driver checks the score and its network's parameters after every round (or epoch): NaN or infinite
+        values raise ``TrainingDivergedError`` (``on_divergence="warn"``: warn once and go on), before any
+        checkpoint of them is written.
         """
         from deepspark.nn import Network
 
@@ -110,7 +115,9 @@ class SparkNetwork:
         if resume_from is not None:
             self.network = Network.load(latest_checkpoint(resume_from))
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
-        session = self._fit_session(epochs, validation_data, features_col, label_col, callbacks, verbose)
+        session = self._fit_session(
+            epochs, validation_data, features_col, label_col, callbacks, verbose, on_divergence
+        )
         workers = self._workers()
         stats = None
         if master.collect_training_stats:
@@ -169,7 +176,14 @@ class SparkNetwork:
         return self.network
 
     def _fit_session(
-        self, epochs: int, validation: Any, features_col: Any, label_col: str, callbacks: Any, verbose: Any
+        self,
+        epochs: int,
+        validation: Any,
+        features_col: Any,
+        label_col: str,
+        callbacks: Any,
+        verbose: Any,
+        on_divergence: OnDivergence = "raise",
     ) -> FitSession:
         """Validation (a DataFrame is checked against the network now), callbacks and progress of one fit."""
         from pyspark.sql import DataFrame
@@ -190,7 +204,7 @@ class SparkNetwork:
         names = validation_names(self.network) if validation is not None else ()
         return FitSession(
             self.network, epochs, callbacks=callbacks, validate=validate, val_names=names, verbose=verbose,
-            unit="round",
+            unit="round", on_divergence=on_divergence,
         )
 
     def _listener_info(self, master: TrainingMaster, workers: int) -> dict[str, Any]:
