@@ -33,3 +33,16 @@ def count_params(config: NetworkConfig | GraphConfig) -> ParamCount:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())
     return ParamCount(int(trainable), int(trainable + buffers))
+
+
+def flat_size(config: NetworkConfig | GraphConfig) -> int:
+    """How many values the compiled network's flat parameter buffer holds at most (every parameter and
+    floating buffer, frozen ones included), from shapes alone: the bound an archive's params must fit."""
+    from deepspark.nn.graph_model import GraphModel
+    from deepspark.nn.model import SequentialModel
+
+    with torch.device("meta"):
+        model = GraphModel(config) if isinstance(config, GraphConfig) else SequentialModel(config)
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())
+    return int(params + buffers)
