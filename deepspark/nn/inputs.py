@@ -40,16 +40,16 @@ def _check_finite(arr: np.ndarray, what: str) -> None:
 def to_dtype_finite(arr: np.ndarray, dtype: torch.dtype, what: str) -> Tensor:
     """``arr`` as a contiguous tensor of ``dtype``, refusing values that only overflow in the cast (1e39 -> float32)."""
     t = torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
-    if arr.dtype.kind == "f" and t.is_floating_point() and t.dtype.itemsize < arr.dtype.itemsize:
-        if not bool(torch.isfinite(t).all()):
-            bad = np.argwhere(~torch.isfinite(t).numpy())[0]
-            row, value = int(bad[0]), arr[tuple(bad)].item()
-            limit = float(torch.finfo(dtype).max)
-            raise DataError(
-                f"{what} hold {value!r} at row {row}, beyond the range of the network's dtype "
-                f"{str(dtype).removeprefix('torch.')} (largest finite value {limit:.4g}): rescale or normalize the "
-                "data, or set the network config's dtype to 'float64'"
-            )
+    narrowed = arr.dtype.kind == "f" and t.is_floating_point() and t.dtype.itemsize < arr.dtype.itemsize
+    if narrowed and not bool(torch.isfinite(t).all()):
+        bad = np.argwhere(~torch.isfinite(t).numpy())[0]
+        row, value = int(bad[0]), arr[tuple(bad)].item()
+        limit = float(torch.finfo(dtype).max)
+        raise DataError(
+            f"{what} hold {value!r} at row {row}, beyond the range of the network's dtype "
+            f"{str(dtype).removeprefix('torch.')} (largest finite value {limit:.4g}): rescale or normalize the "
+            "data, or set the network config's dtype to 'float64'"
+        )
     return t
 
 

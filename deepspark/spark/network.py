@@ -154,6 +154,7 @@ class SparkNetwork:
             on_round=on_round_done,
             on_epoch=on_epoch,
             synchronous=bool(session.callbacks),
+            on_diverged=session.guard.diverged,
             epoch_per_stage=hasattr(validation_data, "sparkSession"),  # a validation DataFrame
         )
         session.start()

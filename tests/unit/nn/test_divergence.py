@@ -82,7 +82,7 @@ def test_save_refuses_nan_parameters_unless_allowed(tmp_path: Path) -> None:
         net.fit(x, y, epochs=1, batch_size=8, on_divergence="warn", verbose=0)
     assert not bool(torch.isfinite(net.flat.params).all())
     path = tmp_path / "model.zip"
-    with pytest.raises(TrainingDivergedError, match="NaN or infinite.*allow_non_finite=True"):
+    with pytest.raises(TrainingDivergedError, match=r"NaN or infinite.*allow_non_finite=True"):
         net.save(path)
     assert not path.exists()
     net.save(path, allow_non_finite=True)
