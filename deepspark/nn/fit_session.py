@@ -107,14 +107,15 @@ class DivergenceGuard:
         if math.isfinite(value):
             self.last_finite, self.last_finite_at = value, self.net.iteration - 1
         else:
-            self._diverged(f"the score is {value}")
+            self.diverged(f"the score is {value}")
 
     def params(self) -> None:
         """Check the network's parameters: one reduction over the flat buffer."""
         if not bool(torch.isfinite(self.net.flat.params).all()):
-            self._diverged("the parameters hold NaN or infinite values")
+            self.diverged("the parameters hold NaN or infinite values")
 
-    def _diverged(self, what: str) -> None:
+    def diverged(self, what: str) -> None:
+        """Raise ``TrainingDivergedError`` about ``what`` (mode ``"warn"``: warn once and return)."""
         if self.warned:
             return
         net = self.net

@@ -90,6 +90,10 @@ class Network:
                               f"{hint}")
         self.config: NetworkConfig | GraphConfig | ModuleConfig | None = config
         dtype = TORCH_DTYPES[config.dtype]
+        if not isinstance(config, ModuleConfig):
+            from deepspark.nn.counting import check_memory
+
+            check_memory(config)  # shapes only, on the meta device: refuse before allocating
         model = compile_model(config)
         model.init_params(config.weight_init, torch.Generator().manual_seed(config.seed))
         self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
