@@ -266,3 +266,23 @@ def test_network_float64_dtype_accepts_values_beyond_float32() -> None:
     x = X.astype(np.float64)
     x[0, 0] = 1e39
     assert net.output(x).shape == (4, 3)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Output(n_out=1, activation="softmax", loss="mcxent"),
+    lambda: Output(n_out=1),  # the defaults are softmax + mcxent
+    lambda: RnnOutput(n_out=1, activation="softmax"),
+], ids=["output", "output_defaults", "rnn_output"])
+def test_single_unit_softmax_output_config_error(make: Callable[[], Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.path == "activation"
+    assert "softmax over n_out=1 unit is always 1.0" in info.value.message
+    assert "activation='sigmoid' with loss='xent'" in info.value.message and "n_out=2" in info.value.message
+
+
+def test_single_unit_sigmoid_output_builds() -> None:
+    conf = NetworkConfig(
+        input_type=InputType.feed_forward(4), layers=(Output(n_out=1, activation="sigmoid", loss="xent"),)
+    )
+    assert Network(conf).num_params() == 5
