@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepspark.errors import ConfigError, DataError, DeepSparkError
+from deepspark.errors import ConfigError, DataError, DeepSparkError, StorageError
 from deepspark.nn.fit_session import FitSession, OnDivergence, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
 from deepspark.spark.events import PhaseTimer
@@ -110,6 +110,8 @@ class SparkNetwork:
 
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
+        if checkpoint_dir is not None:
+            _check_checkpoint_dir(Path(checkpoint_dir))
         master = self.master
         master.check()
         if resume_from is not None:
@@ -304,3 +306,18 @@ class SparkNetwork:
         from deepspark.spark import _inference
 
         return _inference.predict(df, self.network, features_col, output_col, probabilities_col)
+
+
+def _check_checkpoint_dir(path: Path) -> None:
+    """Create the checkpoint folder now, so that a bad path fails before the first epoch trains, not after it."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{path} is an existing file; checkpoints are written into a directory: pass a directory path "
+            "(it is created if missing)",
+            "checkpoint_dir",
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or e
+        raise StorageError(f"checkpoint_dir: cannot create {path} ({reason}); pass a writable directory") from e

@@ -231,3 +231,18 @@ def test_spark_fit_export_dir_not_writable_raises_storage_error(spark: SparkSess
     master = ParameterAveraging(num_workers=2, approach="export", export_dir=str(blocker / "exports"))
     with pytest.raises(StorageError):
         SparkNetwork(spark, _conf(0), master).fit(_frame(spark, x, y))
+
+
+def test_spark_fit_checkpoint_dir_that_is_a_file_config_error_before_training(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from deepspark.errors import ConfigError
+
+    x, y = _data(20, 0)
+    taken = tmp_path / "ckpt"
+    taken.write_text("not a folder")
+    net = SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2))
+    with pytest.raises(ConfigError) as info:
+        net.fit(_frame(spark, x, y), epochs=2, checkpoint_dir=taken)
+    assert info.value.path == "checkpoint_dir" and "existing file" in info.value.message
+    assert net.network.epoch == 0 and net.network.iteration == 0  # refused before the first epoch trained
