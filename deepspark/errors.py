@@ -48,6 +48,20 @@ class DistributedTrainingError(DeepSparkError, RuntimeError):
     """Distributed training failed in a way Spark's retries could not recover."""
 
 
+class TrainingDivergedError(DeepSparkError, FloatingPointError):
+    """Training produced a NaN or infinite score or parameters. ``iteration`` is where it was seen and
+    ``last_finite_score`` the last finite score before it (None when there was none)."""
+
+    def __init__(self, message: str, iteration: int = -1, last_finite_score: float | None = None) -> None:
+        self.message = message
+        self.iteration = iteration
+        self.last_finite_score = last_finite_score
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[TrainingDivergedError], tuple[str, int, float | None]]:
+        return (type(self), (self.message, self.iteration, self.last_finite_score))
+
+
 class StorageError(DeepSparkError, OSError):
     """Reading or writing stats storage, checkpoints or exported data failed."""
 
@@ -71,4 +85,5 @@ __all__ = [
     "ModelFormatError",
     "ModelImportError",
     "StorageError",
+    "TrainingDivergedError",
 ]

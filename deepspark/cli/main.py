@@ -21,7 +21,7 @@ from deepspark.cli.demo import demo_config as _demo_config  # kept importable fr
 from deepspark.cli.demo import frame as _frame
 from deepspark.cli.export_commands import add_export_commands
 from deepspark.cli.keras_commands import add_keras_commands
-from deepspark.cli.parsing import CommandParser, add_version_option, positive_int
+from deepspark.cli.parsing import CommandParser, add_version_option, non_negative_int, positive_int
 from deepspark.cli.paths import check_new_output
 from deepspark.cli.rl_commands import add_rl_commands
 from deepspark.cli.tune_commands import add_tune_command
@@ -146,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     summ = sub.add_parser("summary", help="print the layer table of an archive or a config JSON")
     summ.add_argument("path", help="model archive (.zip) or network config (.json)")
-    summ.add_argument("--batch-size", type=int, default=0, help="also print the memory estimate at this batch size")
+    summ.add_argument(
+        "--batch-size", type=non_negative_int, default=0, help="also print the memory estimate at this batch size"
+    )
     summ.set_defaults(func=_summary)
     ev = sub.add_parser("evaluate", help="evaluate an archive on labelled data")
     ev.add_argument("archive", help="model archive (.zip) written by train, demo or Network.save")

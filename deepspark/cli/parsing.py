@@ -53,6 +53,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse ``type`` for sizes where 0 means "off" (``summary --batch-size``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type`` for a TCP port: 0..65535 (0 lets the system pick a free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535 (0 picks a free port), got {value}")
+    return value
+
+
 def version_text() -> str:
     """What ``deepspark --version`` prints: deepspark's version and the versions it runs with."""
     from importlib import metadata

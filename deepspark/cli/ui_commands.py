@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deepspark.cli.parsing import port_number
 from deepspark.cli.paths import existing_storage
 from deepspark.errors import DeepSparkError
 
@@ -22,7 +23,7 @@ def add_ui_commands(sub: Any) -> None:
     ui = sub.add_parser("ui", help="serve the training UI over a stats database (its own process)")
     ui.add_argument("--storage", required=True, help="SQLite stats file (must exist unless --create)")
     ui.add_argument("--create", action="store_true", help="start an empty stats file when --storage is missing")
-    ui.add_argument("--port", type=int, default=9000, help="0 picks a free port (printed)")
+    ui.add_argument("--port", type=port_number, default=9000, help="0 picks a free port (printed)")
     ui.add_argument("--host", default="127.0.0.1", help="loopback by default; other addresses need --token")
     ui.add_argument(
         "--token",

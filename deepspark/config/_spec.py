@@ -268,6 +268,8 @@ class Spec:
         """Rebuild a spec from ``to_dict`` output. Unknown tags and keys raise ``ConfigError`` with a hint."""
         if not isinstance(data, dict):
             raise ConfigError(f"expected a JSON object, got {_describe(data)}", path)
+        if not path:  # the outermost call: decoding recurses per level
+            check_depth(data)
         target: type[Spec] = cls
         tag = data.get("type")
         if cls.tag == "" or "type" in data:
@@ -316,11 +318,7 @@ class Spec:
     @classmethod
     def from_json(cls: type[S], text: str | bytes) -> S:
         """Parse JSON written by ``to_json``; invalid JSON or values raise ``ConfigError``."""
-        try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError(f"not valid JSON: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(_loads(text))
 
 
 def check(condition: bool, path: str, message: str) -> None:
@@ -329,13 +327,65 @@ def check(condition: bool, path: str, message: str) -> None:
         raise ConfigError(message, path)
 
 
+MAX_SIZE = 2**31 - 1
+"""The largest size (units, channels, kernel, vocabulary) a config accepts: torch indexes dimensions with int32
+in many kernels, and anything near it is out of memory long before."""
+
+MAX_SEED = 2**63 - 1
+"""The largest seed torch's generators take."""
+
+
 def check_positive(spec: Spec, *names: str) -> None:
-    """Every named numeric field (None allowed) is > 0."""
+    """Every named numeric field (None allowed) is > 0; an int one also at most ``MAX_SIZE``."""
     for name in names:
         value = getattr(spec, name)
         if value is not None and not value > 0:
             kind = "int" if isinstance(value, int) else "number"
             raise ConfigError(f"expected a positive {kind}, got {value!r}", name)
+        if isinstance(value, int) and value > MAX_SIZE:
+            raise ConfigError(f"expected a positive int of at most {MAX_SIZE} (2**31 - 1), got {value!r}", name)
+
+
+def check_seed(spec: Spec, name: str = "seed") -> None:
+    """The named int field is a seed torch accepts: 0 <= seed <= 2**63 - 1."""
+    value = getattr(spec, name)
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"expected an int in [0, 2**63 - 1], got {value!r}: pick a smaller seed", name)
+
+
+def check_depth(value: object, limit: int = 64) -> None:
+    """Refuse JSON data nested deeper than ``limit`` (before recursive decoding could hit Python's limit)."""
+    stack: list[tuple[object, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        children: list[tuple[str, object]] = []
+        if isinstance(item, dict):
+            children = [(f"{path}.{k}" if path else str(k), v) for k, v in item.items()]
+        elif isinstance(item, (list, tuple)):
+            children = [(f"{path}[{i}]", v) for i, v in enumerate(item)]
+        if not children:
+            continue
+        if depth >= limit:
+            raise ConfigError(
+                f"nested more than {limit} levels deep; a deepspark config is a few levels deep: the file is "
+                "damaged or was not written by deepspark",
+                path if len(path) <= 60 else path[:60] + "...",
+            )
+        stack.extend((child, sub, depth + 1) for sub, child in children)
+
+
+def _loads(text: str | bytes) -> Any:
+    """JSON text as data; invalid or absurdly nested JSON raises ``ConfigError``."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise ConfigError(
+            "not valid JSON for a config: nested too deeply to parse; a deepspark config is a few levels deep"
+        ) from None
+    check_depth(data)
+    return data
 
 
 def check_non_negative(spec: Spec, *names: str) -> None:

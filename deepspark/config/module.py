@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from deepspark.config._spec import check, check_non_negative, check_positive, register
+from deepspark.config._spec import check, check_non_negative, check_positive, check_seed, register
 from deepspark.config.input_types import InputType
 from deepspark.config.layers import Layer, LossLayer, TorchLayer
 from deepspark.config.layers.torch_layer import check_factory, check_shape
@@ -96,6 +96,7 @@ class ModuleConfig(RootConfig):
         check_shape(self.input_shape, "input_shape")
         check_positive(self, "n_out", "gradient_normalization_threshold")
         check_non_negative(self, "l1", "l2", "weight_decay")
+        check_seed(self)
 
     @property
     def output_activation(self) -> str:

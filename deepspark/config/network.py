@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from deepspark.config._spec import check, check_non_negative, check_positive, register
+from deepspark.config._spec import check, check_non_negative, check_positive, check_seed, register
 from deepspark.config.input_types import CONVOLUTIONAL_FLAT, PREPROCESSORS, InputType, convert
 from deepspark.config.layers import Layer
 from deepspark.config.names import WeightInit
@@ -94,6 +94,7 @@ class TrainingSettings(RootConfig):
         )
         check(self.format_version >= 1, "format_version", f"expected a positive int, got {self.format_version}")
         check_non_negative(self, "l1", "l2", "weight_decay")
+        check_seed(self)
         check_positive(self, "gradient_normalization_threshold")
 
 

@@ -8,11 +8,9 @@ root kind needs no change in those readers.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from deepspark.config._spec import Spec
-from deepspark.errors import ConfigError
+from deepspark.config._spec import Spec, _loads
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,8 +34,4 @@ def config_from_dict(data: object) -> RootConfig:
 
 def config_from_json(text: str | bytes) -> RootConfig:
     """Parse a network config of any root kind from JSON; invalid JSON or values raise ``ConfigError``."""
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"not valid JSON: {e}") from None
-    return config_from_dict(data)
+    return config_from_dict(_loads(text))

@@ -253,9 +253,10 @@ def _check_finite(x: np.ndarray, name: str, where: str, row_offset: int, what: s
         return
     bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     row = _first(bad)
+    overflow = " or beyond float32's range (|x| > 3.4e38: rescale them)" if x.dtype.itemsize == 4 else ""
     raise DataError(
-        f"{_where(name, where, row_offset + row)} has NaN or infinite {what} ({int(bad.sum())} such row(s) in this "
-        "batch); clean or impute them before training (e.g. df.na.fill or a filter on isnan)"
+        f"{_where(name, where, row_offset + row)} has NaN or infinite {what}{overflow} ({int(bad.sum())} such row(s) "
+        "in this batch); clean or impute them before training (e.g. df.na.fill or a filter on isnan)"
     )
 
 

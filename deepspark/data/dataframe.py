@@ -136,6 +136,20 @@ def _width_expr(name: str, kind: str) -> Column:
     return F.when(col.isNotNull(), F.size(col))
 
 
+def _common_width(df: DataFrame, name: str, kind: str) -> tuple[int, int]:
+    """The width most rows of an array/vector column have, and how many rows have it (ties: the larger width)."""
+    from pyspark.sql import functions as F
+
+    top = (
+        df.select(_width_expr(name, kind).alias("w"))
+        .groupBy("w")
+        .count()
+        .orderBy(F.desc("count"), F.desc("w"))
+        .first()
+    )
+    return (0, 0) if top is None or top["w"] is None else (int(top["w"]), int(top["count"]))
+
+
 @dataclass(frozen=True, slots=True)
 class ColumnStats:
     """What `describe_columns`' single aggregate saw: row count (None when the data pass was skipped)
@@ -278,12 +292,13 @@ def describe_columns(
                 f"e.g. df.dropna(subset=['{c}'])"
             )
     found: dict[str, int] = {}
-    for i, (c, (what, _)) in enumerate(widths.items()):
+    for i, (c, (what, kind)) in enumerate(widths.items()):
         lo, hi = int(stats[f"wmin_{i}"]), int(stats[f"wmax_{i}"])
         if lo != hi:
+            width, count = _common_width(df, c, kind)  # a second job, on this error path only
             raise DataError(
-                f"column '{c}': {what}s have {lo}..{hi} values per row; every row needs the same width "
-                f"(filter or pad the rows, e.g. keep F.size('{c}') == {hi})"
+                f"column '{c}': {what}s have {lo}..{hi} values per row; every row needs the same width, most have "
+                f"{width} ({count} of {rows} rows): filter or pad the others, e.g. keep F.size('{c}') == {width}"
             )
         if lo == 0:
             raise DataError(f"column '{c}': rows have 0 {what} values; every row needs at least one")

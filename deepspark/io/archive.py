@@ -21,7 +21,7 @@ import tempfile
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -49,6 +49,11 @@ _TENSOR_NAME = {PARAMS: "params", UPDATER: "updater_state"}
 _DTYPES: dict[str, type[np.floating[Any]]] = {"F32": np.float32, "F64": np.float64}
 _RATIO_LIMIT, _RATIO_MIN_BYTES = 1000, 2**20
 _MAX_HEADER = 100_000_000  # safetensors' own cap on the JSON header
+_HEADER_SLACK = 2**16  # header bytes allowed beyond what the config implies (one tensor's entry and metadata)
+
+TensorSizes = Callable[[str], Mapping[str, int]]
+"""Given config.json's text, the most values each tensor member (``params.safetensors``,
+``updater.safetensors``) may hold; members with no entry are bounded by ``max_bytes`` alone."""
 _PROTOCOL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 _log = logging.getLogger(__name__)
@@ -159,16 +164,22 @@ def write_archive(path: str | os.PathLike[str], archive: Archive, *, overwrite: 
             shutil.copyfileobj(spool, out, 16 * 2**20)
 
 
-def read_archive(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> Archive:
+def read_archive(
+    path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES, expected: TensorSizes | None = None
+) -> Archive:
     """Read and validate a model archive from a local path or an fsspec URL.
 
     Safe on hostile files: only the five known members are read (anything else, a pickle included,
     is refused unopened), sizes are checked against ``max_bytes`` before inflating, and reads are
-    bounded. NaN or inf parameters are loaded as is (a diverged model is still a model) and logged.
+    bounded. Each tensor member's declared size must equal what its safetensors header implies, and with
+    ``expected`` stay within what the config implies, before its body is inflated. NaN or inf parameters
+    are loaded as is (a diverged model is still a model) and logged.
 
     Args:
         path: Archive path or URL.
         max_bytes: Cap on the total uncompressed size; raise it to load a model over 4 GiB.
+        expected: Given config.json's text, the most values each tensor member may hold (``Network.load``
+            derives them from the config's layers).
 
     Raises:
         ModelFormatError: The archive is corrupted, truncated, hostile or of a newer format.
@@ -182,6 +193,10 @@ def read_archive(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
     with _open_zip(src) as zf:
         infos = _check_directory(zf, src, max_bytes)
         config_json, metadata = _read_head(zf, infos, src)
+        bounds = {} if expected is None else expected(config_json)
+        for member in (PARAMS, UPDATER):  # every declared size checked before any tensor byte is inflated
+            if member in infos:
+                _check_tensor_size(zf, infos[member], src, bounds.get(member))
         params = _read_tensor(zf, infos[PARAMS], src)
         updater = _read_tensor(zf, infos[UPDATER], src) if UPDATER in infos else None
         normalizer = _read_json(zf, infos[NORMALIZER], src)[0] if NORMALIZER in infos else None
@@ -210,17 +225,7 @@ def read_archive_metadata(path: str | os.PathLike[str], *, max_bytes: int = DEFA
     with _open_zip(src) as zf:
         infos = _check_directory(zf, src, max_bytes)
         config_json, metadata = _read_head(zf, infos, src)
-        info = infos[PARAMS]
-        try:
-            with zf.open(info) as f:
-                head = f.read(8)
-                length = _header_length(head, info.file_size, PARAMS, src)
-                header = f.read(length)
-        except ModelFormatError:
-            raise
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
-            raise _fail(src, f"{PARAMS} is corrupted ({e}): re-copy or re-save the model") from e
-        dtype, count = _check_header(header, PARAMS, src)
+        dtype, count, _ = _tensor_header(zf, infos[PARAMS], src)
     members = {i.filename: i.file_size for i in infos.values()}
     return ArchiveInfo(
         config_json=config_json, metadata=metadata, params_dtype=dtype.__name__, num_params=count, members=members
@@ -431,6 +436,51 @@ def _header_length(head: bytes, member_size: int, member: str, src: str) -> int:
         limit = f"the member holds {member_size} (header cap {_MAX_HEADER})"
         _raise(src, f"{member}: safetensors header length field says {length} bytes but {limit}: corrupted")
     return int(length)
+
+
+def _tensor_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, src: str) -> tuple[type[np.floating[Any]], int, int]:
+    """Dtype, element count and header length of a tensor member, inflating only its header."""
+    member = info.filename
+    try:
+        with zf.open(info) as f:
+            head = f.read(8)
+            length = _header_length(head, info.file_size, member, src)
+            header = f.read(length)
+    except ModelFormatError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, NotImplementedError, zlib.error) as e:
+        raise _fail(src, f"member {member!r} is corrupted ({e}): re-copy the file or re-save the model") from e
+    if len(header) != length:
+        _raise(src, f"{member}: the safetensors header is truncated ({len(header)} of {length} bytes)")
+    dtype, count = _check_header(header, member, src)
+    return dtype, count, length
+
+
+def _check_tensor_size(zf: zipfile.ZipFile, info: zipfile.ZipInfo, src: str, most: int | None) -> None:
+    """The member's declared size against the config's bound and its own header, before its body is inflated."""
+    member = info.filename
+    if most is not None:
+        bound = 8 + _HEADER_SLACK + most * np.dtype(np.float64).itemsize
+        if info.file_size > bound:
+            _raise(
+                src,
+                f"{member} declares {info.file_size} bytes uncompressed, but the config builds at most {most} values "
+                f"(at most {bound} bytes with the header): corrupted or hostile, not inflated; re-save the model",
+            )
+    dtype, count, length = _tensor_header(zf, info, src)
+    if most is not None and count > most:
+        _raise(
+            src,
+            f"{member} holds {count} values but the config builds a network with at most {most}; the archive "
+            "is inconsistent",
+        )
+    implied = 8 + length + count * np.dtype(dtype).itemsize
+    if info.file_size != implied:
+        _raise(
+            src,
+            f"{member} declares {info.file_size} bytes uncompressed, but its safetensors header implies {implied} "
+            f"({count} {np.dtype(dtype).name} values): corrupted or tampered, not inflated; re-save the model",
+        )
 
 
 def _check_header(header: bytes, member: str, src: str) -> tuple[type[np.floating[Any]], int]:

@@ -8,14 +8,16 @@ checked when the session is created, before the first step.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from deepspark.errors import ConfigError, DataError
+from deepspark.errors import ConfigError, DataError, TrainingDivergedError
 from deepspark.nn.callbacks import Callback, FitLoop
 from deepspark.nn.functional import CLASSIFICATION_LOSSES
 from deepspark.nn.history import History
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 Validator = Callable[[], dict[str, float]]
 """Computes the validation metrics of the network as it is now (``val_loss``, ``val_accuracy``...)."""
+
+OnDivergence = Literal["raise", "warn"]
+DIVERGENCE_MODES: tuple[str, ...] = ("raise", "warn")
 
 
 class StopFit(Exception):
@@ -81,6 +86,55 @@ def local_validator(net: Network, validation_data: Any) -> Validator:
     return validate
 
 
+class DivergenceGuard:
+    """Notices a NaN or infinite score (every step) or parameters (every epoch, or every Spark round).
+
+    ``"raise"`` stops the fit with ``TrainingDivergedError``; ``"warn"`` warns once and lets it go on.
+    """
+
+    def __init__(self, net: Network, mode: str) -> None:
+        if mode not in DIVERGENCE_MODES:
+            raise ConfigError(f"expected 'raise' or 'warn', got {mode!r}", "on_divergence")
+        self.net = net
+        self.mode = mode
+        self.last_finite: float | None = None
+        self.last_finite_at = -1
+        self.warned = False
+
+    def score(self, score: Tensor | float) -> None:
+        """Check one step's (or round's) mean score; a finite one becomes the last finite score."""
+        value = float(score)
+        if math.isfinite(value):
+            self.last_finite, self.last_finite_at = value, self.net.iteration - 1
+        else:
+            self.diverged(f"the score is {value}")
+
+    def params(self) -> None:
+        """Check the network's parameters: one reduction over the flat buffer."""
+        if not bool(torch.isfinite(self.net.flat.params).all()):
+            self.diverged("the parameters hold NaN or infinite values")
+
+    def diverged(self, what: str) -> None:
+        """Raise ``TrainingDivergedError`` about ``what`` (mode ``"warn"``: warn once and return)."""
+        if self.warned:
+            return
+        net = self.net
+        last = (
+            "no finite score was seen in this fit"
+            if self.last_finite is None
+            else f"the last finite score was {self.last_finite:.6g} (iteration {self.last_finite_at})"
+        )
+        message = (
+            f"training diverged at iteration {net.iteration - 1} (epoch {net.epoch}): {what}; {last}. Lower the "
+            "updater's learning_rate, set gradient_normalization (e.g. 'clip_l2_per_layer'), or normalize the "
+            "features; pass on_divergence='warn' to keep training anyway"
+        )
+        if self.mode == "raise":
+            raise TrainingDivergedError(message, net.iteration - 1, self.last_finite)
+        self.warned = True
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
 class FitSession:
     """Epoch bookkeeping of one ``fit`` call (see the module docstring).
 
@@ -99,7 +153,9 @@ class FitSession:
         val_names: Sequence[str] = (),
         verbose: int | bool | None = None,
         unit: str = "batch",
+        on_divergence: str = "raise",
     ) -> None:
+        self.guard = DivergenceGuard(net, on_divergence)
         if isinstance(callbacks, Callback):
             callbacks = [callbacks]
         self.callbacks = list(callbacks)
@@ -138,7 +194,10 @@ class FitSession:
         self.progress.start_epoch(len(self.loop.history), total)  # counted within this fit (resumes start at 1)
 
     def step(self, score: Tensor | float, n: int = 1, total: int | None = None) -> None:
-        """``n`` steps done with mean score ``score`` (a tensor is summed without waiting on it)."""
+        """``n`` steps done with mean score ``score``; a NaN/inf score (and, per Spark round, parameters) diverges."""
+        self.guard.score(score)
+        if self.progress.unit == "round":  # a round is seconds of cluster work: one parameter check is noise
+            self.guard.params()
         if not self._open:
             self.begin_epoch(total)
         elif total is not None:
@@ -151,6 +210,7 @@ class FitSession:
     def end_epoch(self) -> bool:
         """Metrics, callbacks and history for the epoch just finished; False when a callback stops training."""
         net = self.loop.network
+        self.guard.params()  # before the callbacks, so that no checkpoint of NaN parameters is written
         epoch = net.epoch - 1
         logs: dict[str, float] = {}
         if self._steps:

@@ -37,6 +37,22 @@ def _check_finite(arr: np.ndarray, what: str) -> None:
         )
 
 
+def to_dtype_finite(arr: np.ndarray, dtype: torch.dtype, what: str) -> Tensor:
+    """``arr`` as a contiguous tensor of ``dtype``, refusing values that only overflow in the cast (1e39 -> float32)."""
+    t = torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+    narrowed = arr.dtype.kind == "f" and t.is_floating_point() and t.dtype.itemsize < arr.dtype.itemsize
+    if narrowed and not bool(torch.isfinite(t).all()):
+        bad = np.argwhere(~torch.isfinite(t).numpy())[0]
+        row, value = int(bad[0]), arr[tuple(bad)].item()
+        limit = float(torch.finfo(dtype).max)
+        raise DataError(
+            f"{what} hold {value!r} at row {row}, beyond the range of the network's dtype "
+            f"{str(dtype).removeprefix('torch.')} (largest finite value {limit:.4g}): rescale or normalize the "
+            "data, or set the network config's dtype to 'float64'"
+        )
+    return t
+
+
 def features_to_tensor(
     x: Any, input_type: InputType, dtype: torch.dtype, what: str = "features", field: str = "input_type"
 ) -> Tensor:
@@ -65,7 +81,7 @@ def features_to_tensor(
             f"{what} have shape {arr.shape} but the network's input type {input_type.describe()} expects "
             f"(N, {', '.join(map(str, shown))}); reshape the data or change {field}"
         )
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+    return to_dtype_finite(arr, dtype, what)
 
 
 def labels_to_tensor(y: Any, n: int, head: Head, dtype: torch.dtype, what: str = "labels") -> Tensor:
@@ -100,7 +116,7 @@ def labels_to_tensor(y: Any, n: int, head: Head, dtype: torch.dtype, what: str =
                 f"{what} have shape {arr.shape}; expected class indices (N{', T' if step_dims else ''}) or "
                 f"one-hot rows with {head.n_out} columns"
             )
-        return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+        return to_dtype_finite(arr, dtype, what)
     expect_ndim = 2 + step_dims
     if arr.ndim == expect_ndim - 1 and head.n_out == 1:
         arr = arr[..., None]
@@ -109,7 +125,7 @@ def labels_to_tensor(y: Any, n: int, head: Head, dtype: torch.dtype, what: str =
             f"{what} have shape {arr.shape} but the output layer emits {head.n_out} values per "
             f"{'step' if step_dims else 'example'}; expected (N{', T' if step_dims else ''}, {head.n_out})"
         )
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+    return to_dtype_finite(arr, dtype, what)
 
 
 def mask_to_tensor(mask: Any, n: int, what: str, steps: int | None = None) -> Tensor | None:

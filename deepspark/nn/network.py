@@ -19,14 +19,20 @@ from deepspark.config.graph import GraphConfig
 from deepspark.config.layers import Dropout, Embedding, EmbeddingSequence, TorchLayer
 from deepspark.config.module import ModuleConfig
 from deepspark.config.network import NetworkConfig
-from deepspark.errors import ConfigError, DataError, DeepSparkError
+from deepspark.errors import ConfigError, DataError, DeepSparkError, TrainingDivergedError
 from deepspark.nn.callbacks import Callback
-from deepspark.nn.fit_session import FitSession, local_validator, validation_names
+from deepspark.nn.fit_session import FitSession, OnDivergence, local_validator, validation_names
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
 from deepspark.nn.graph_model import GraphModel
 from deepspark.nn.history import History
-from deepspark.nn.inputs import check_embedding_indices, features_to_tensor, labels_to_tensor, mask_to_tensor
+from deepspark.nn.inputs import (
+    check_embedding_indices,
+    features_to_tensor,
+    labels_to_tensor,
+    mask_to_tensor,
+    to_dtype_finite,
+)
 from deepspark.nn.listeners import IterationInfo, TrainingListener
 from deepspark.nn.model import TORCH_DTYPES, Head, ModuleModel, ParamRole, SequentialModel
 from deepspark.nn.regularization import GradientPostProcessor
@@ -84,6 +90,10 @@ class Network:
                               f"{hint}")
         self.config: NetworkConfig | GraphConfig | ModuleConfig | None = config
         dtype = TORCH_DTYPES[config.dtype]
+        if not isinstance(config, ModuleConfig):
+            from deepspark.nn.counting import check_memory
+
+            check_memory(config)  # shapes only, on the meta device: refuse before allocating
         model = compile_model(config)
         model.init_params(config.weight_init, torch.Generator().manual_seed(config.seed))
         self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
@@ -297,6 +307,7 @@ class Network:
         validation_data: Any = None,
         callbacks: Sequence[Callback] = (),
         verbose: int | bool | None = None,
+        on_divergence: OnDivergence = "raise",
     ) -> History:
         """Train for ``epochs`` over numpy arrays (labels: class indices or one-hot) or a ``DataSet`` iterator.
 
@@ -306,6 +317,10 @@ class Network:
         for classifiers) to every epoch; ``callbacks`` (``EarlyStopping``, ``ModelCheckpoint``,
         ``LearningRateLogger``) run after each epoch; ``verbose`` draws a progress bar (None: only in a
         terminal or notebook; 0 off; 1 bar; 2 one line per epoch). Returns the epochs' ``History``.
+
+        A NaN or infinite score (checked every step) or parameters (every epoch) raise
+        ``TrainingDivergedError`` naming the iteration and the last finite score; ``on_divergence="warn"``
+        warns once and trains on instead.
         """
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
@@ -318,7 +333,8 @@ class Network:
             data = self._prepare(x, y, features_mask, labels_mask)
         validate = None if validation_data is None else local_validator(self, validation_data)
         session = FitSession(self, epochs, callbacks=callbacks, validate=validate,
-                             val_names=validation_names(self) if validate else (), verbose=verbose)
+                             val_names=validation_names(self) if validate else (), verbose=verbose,
+                             on_divergence=on_divergence)
         for listener in self.listeners:
             listener.on_fit_start(self)
         session.start()
@@ -529,9 +545,24 @@ class Network:
 
         return memory_report(self, batch_size)
 
-    def save(self, path: str | Path, *, save_updater: bool = True, normalizer: Any = None) -> None:
-        """Write a model archive (config, params, optional updater state and normalizer, metadata)."""
+    def save(
+        self, path: str | Path, *, save_updater: bool = True, normalizer: Any = None, allow_non_finite: bool = False
+    ) -> None:
+        """Write a model archive (config, params, optional updater state and normalizer, metadata).
+
+        NaN or infinite parameters (a diverged fit) are refused with ``TrainingDivergedError`` unless
+        ``allow_non_finite=True``: such an archive cannot be loaded back.
+        """
         from deepspark.nn.persist import save_network
+
+        if not allow_non_finite and not bool(torch.isfinite(self.flat.params).all()):
+            bad = int((~torch.isfinite(self.flat.params)).sum())
+            raise TrainingDivergedError(
+                f"cannot save {path}: {bad} of the network's {self.num_params} parameters are NaN or infinite "
+                f"(training diverged, last iteration {self.iteration - 1}); retrain with a lower learning_rate, or "
+                "pass allow_non_finite=True to write the archive anyway (Network.load will refuse it)",
+                self.iteration - 1,
+            )
 
         save_network(self, path, save_updater=save_updater, normalizer=normalizer)
 
@@ -630,4 +661,4 @@ def _tensor_from_any(x: Any, dtype: torch.dtype) -> Tensor:
         raise DataError(f"features are empty (shape {arr.shape}); pass at least one example")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise DataError("features contain NaN or infinite values; clean or impute them before training")
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(dtype)
+    return to_dtype_finite(arr, dtype, "features")

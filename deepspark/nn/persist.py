@@ -11,7 +11,7 @@ import numpy as np
 from deepspark.config.layers import TorchLayer
 from deepspark.config.root import config_from_json
 from deepspark.errors import ConfigError, DeepSparkError, ModelFormatError
-from deepspark.io.archive import Archive, read_archive, write_archive
+from deepspark.io.archive import PARAMS, UPDATER, Archive, read_archive, write_archive
 from deepspark.nn.network import Network
 
 
@@ -53,9 +53,28 @@ def save_network(
     )
 
 
+def _tensor_bounds(config_json: str, path: str | os.PathLike[str]) -> dict[str, int]:
+    """The most values params and updater state may hold, from the config's shapes (nothing allocated)."""
+    from deepspark.config.graph import GraphConfig
+    from deepspark.config.network import NetworkConfig
+    from deepspark.nn.counting import flat_size
+
+    try:
+        config = config_from_json(config_json)
+    except ConfigError as e:
+        raise ModelFormatError(f"model archive {path}: config.json is not a valid network config: {e}") from None
+    if not isinstance(config, (NetworkConfig, GraphConfig)):
+        return {}  # a wrapped module's size is known only once its factory builds it
+    try:
+        n = flat_size(config)
+    except (ConfigError, RuntimeError, ValueError):
+        return {}  # the full rebuild below reports what is wrong with the config
+    return {PARAMS: n, UPDATER: config.updater.state_size(n)}
+
+
 def load_network(path: str | os.PathLike[str]) -> Network:
     """Rebuild a ``Network`` from an archive; damaged or hostile archives raise ``ModelFormatError``."""
-    archive = read_archive(path)
+    archive = read_archive(path, expected=lambda text: _tensor_bounds(text, path))
     try:
         config = config_from_json(archive.config_json)
     except ConfigError as e:

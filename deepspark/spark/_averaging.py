@@ -98,11 +98,10 @@ def _train_rounds(master: ParameterAveraging, ctx: FitContext) -> None:
                 continue
             t0 = time.time()
             result.params /= result.workers  # in place: the aggregated buffer is ours
-            net.set_params(result.params)
             if result.updater is not None:
                 result.updater /= result.workers
-                net.set_updater_state(result.updater)
             net.iteration += -(-result.minibatches // result.workers)  # minibatches each worker fitted this round
+            ctx.apply_state(result.params, result.updater)  # NaN/inf: TrainingDivergedError
             net.last_score = _score_tensor(result.score_sum / max(result.minibatches, 1))
             ctx.timer("process_params", t0, global_round)
             if ctx.stats is not None and result.events:

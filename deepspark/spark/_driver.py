@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+
 from deepspark.errors import DataError
 from deepspark.spark.events import PhaseTimer
 
@@ -56,6 +59,8 @@ class FitContext:
         synchronous: ``on_epoch`` may stop training, so barrier stages wait for its verdict after each epoch.
         epoch_per_stage: ``on_epoch`` runs Spark jobs (a validation DataFrame), which need the task slots a
             barrier stage holds: end the stage at every epoch.
+        on_diverged: called when a round's averaged state holds NaN/inf; raises ``TrainingDivergedError``
+            (or warns and returns, and the state is applied as is).
     """
 
     spark: SparkSession
@@ -69,6 +74,7 @@ class FitContext:
     on_epoch: Callable[[int], bool | None] | None = None
     synchronous: bool = False
     epoch_per_stage: bool = False
+    on_diverged: Callable[[str], None] | None = None
     _reported: int = field(default=0, repr=False)
 
     @property
@@ -80,6 +86,23 @@ class FitContext:
         events = self.timer.drain()
         if self.stats is not None and events:
             self.stats.add(events)
+
+    def apply_state(self, params: np.ndarray, updater: np.ndarray | None) -> None:
+        """Set the driver's network to a round's (or epoch's) averaged state; NaN/inf values mean divergence."""
+        net = self.net
+        buffers = [(net.flat.params, params, "parameters")]
+        if updater is not None:
+            buffers.append((net.updater.state, updater, "updater state"))
+        for target, values, what in buffers:
+            with np.errstate(all="ignore"):  # a float64 sum is finite iff every value is, barring overflow
+                finite = bool(np.isfinite(values.sum(dtype=np.float64))) or bool(np.isfinite(values).all())
+            if finite:
+                net._copy_into(target, values, what)
+                continue
+            if self.on_diverged is not None:
+                self.on_diverged(f"the averaged {what} hold NaN or infinite values")
+            with torch.no_grad():  # warned: keep training on what the workers computed
+                target.copy_(torch.from_numpy(np.array(values, copy=True)))
 
     def round_done(
         self,

@@ -130,14 +130,13 @@ def _absorb(ctx: FitContext, master: Any, epoch: int, taken: _Epoch, t_epoch: fl
     """Apply one epoch's state to the driver's network, record its events, report it; returns the trainer state."""
     net = ctx.net
     dtype = net.flat.params.detach().numpy().dtype
-    net.set_params(np.frombuffer(taken.params, dtype=dtype))
-    if taken.updater is not None:
-        net.set_updater_state(np.frombuffer(taken.updater, dtype=dtype))
     headers = [h for h, _ in taken.reports]
     lead = next(h for h in headers if h["rank"] == 0)
     steps = sum(int(h["steps"]) for h in headers)
     score_sum = sum(float(h["score_sum"]) for h in headers)
     net.iteration = int(lead["iteration"])
+    updater = None if taken.updater is None else np.frombuffer(taken.updater, dtype=dtype)
+    ctx.apply_state(np.frombuffer(taken.params, dtype=dtype), updater)  # NaN/inf: TrainingDivergedError
     net.epoch = epoch + 1
     net.last_score = _score_tensor(score_sum / max(steps, 1))
     if ctx.stats is not None:

@@ -122,7 +122,8 @@ def driver_key(prefix: str, key: str) -> str:
 
 def pack_report(header: dict[str, Any], events: bytes) -> bytes:
     """A rank's epoch report: 4-byte little-endian JSON length, the JSON header, then the encoded events."""
-    text = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
+    # NaN/inf allowed: a diverged epoch's score must reach the driver, which stops the fit with TrainingDivergedError
+    text = json.dumps(header, separators=(",", ":")).encode()
     return len(text).to_bytes(4, "little") + text + events
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepspark.errors import ConfigError, DataError, DeepSparkError
-from deepspark.nn.fit_session import FitSession, is_classifier, local_validator, validation_names
+from deepspark.errors import ConfigError, DataError, DeepSparkError, StorageError
+from deepspark.nn.fit_session import FitSession, OnDivergence, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
@@ -87,6 +87,7 @@ class SparkNetwork:
         validation_data: Any = None,
         callbacks: Sequence[Callback] = (),
         verbose: int | bool | None = None,
+        on_divergence: OnDivergence = "raise",
     ) -> Network:
         """Train for ``epochs`` epochs and return the trained ``Network`` (also ``self.network``).
 
@@ -100,17 +101,25 @@ class SparkNetwork:
         Training runs in one barrier stage for the whole fit; a validation DataFrame needs task slots between
         epochs, so with one the stage ends (and restarts) at every epoch. Callbacks that can stop training
         (``EarlyStopping``) make the workers wait for the driver's verdict after each epoch.
+
+        The driver checks the score and its network's parameters after every round (or epoch): NaN or infinite
+        values raise ``TrainingDivergedError`` (``on_divergence="warn"``: warn once and go on), before any
+        checkpoint of them is written.
         """
         from deepspark.nn import Network
 
         if epochs < 1:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
+        if checkpoint_dir is not None:
+            _check_checkpoint_dir(Path(checkpoint_dir))
         master = self.master
         master.check()
         if resume_from is not None:
             self.network = Network.load(latest_checkpoint(resume_from))
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
-        session = self._fit_session(epochs, validation_data, features_col, label_col, callbacks, verbose)
+        session = self._fit_session(
+            epochs, validation_data, features_col, label_col, callbacks, verbose, on_divergence
+        )
         workers = self._workers()
         stats = None
         if master.collect_training_stats:
@@ -147,6 +156,7 @@ class SparkNetwork:
             on_round=on_round_done,
             on_epoch=on_epoch,
             synchronous=bool(session.callbacks),
+            on_diverged=session.guard.diverged,
             epoch_per_stage=hasattr(validation_data, "sparkSession"),  # a validation DataFrame
         )
         session.start()
@@ -169,7 +179,14 @@ class SparkNetwork:
         return self.network
 
     def _fit_session(
-        self, epochs: int, validation: Any, features_col: Any, label_col: str, callbacks: Any, verbose: Any
+        self,
+        epochs: int,
+        validation: Any,
+        features_col: Any,
+        label_col: str,
+        callbacks: Any,
+        verbose: Any,
+        on_divergence: OnDivergence = "raise",
     ) -> FitSession:
         """Validation (a DataFrame is checked against the network now), callbacks and progress of one fit."""
         from pyspark.sql import DataFrame
@@ -190,7 +207,7 @@ class SparkNetwork:
         names = validation_names(self.network) if validation is not None else ()
         return FitSession(
             self.network, epochs, callbacks=callbacks, validate=validate, val_names=names, verbose=verbose,
-            unit="round",
+            unit="round", on_divergence=on_divergence,
         )
 
     def _listener_info(self, master: TrainingMaster, workers: int) -> dict[str, Any]:
@@ -289,3 +306,18 @@ class SparkNetwork:
         from deepspark.spark import _inference
 
         return _inference.predict(df, self.network, features_col, output_col, probabilities_col)
+
+
+def _check_checkpoint_dir(path: Path) -> None:
+    """Create the checkpoint folder now, so that a bad path fails before the first epoch trains, not after it."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{path} is an existing file; checkpoints are written into a directory: pass a directory path "
+            "(it is created if missing)",
+            "checkpoint_dir",
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or e
+        raise StorageError(f"checkpoint_dir: cannot create {path} ({reason}); pass a writable directory") from e

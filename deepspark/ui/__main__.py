@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deepspark.cli.parsing import port_number  # argparse only: no torch import
 from deepspark.errors import DeepSparkError
 
 
@@ -12,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``deepspark ui``'s options and serve; exit code 2 with one line for bad input."""
     parser = argparse.ArgumentParser(prog="deepspark ui", description="Serve the deepspark training UI.")
     parser.add_argument("--storage", required=True)
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--port", type=port_number, default=9000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--token", default=None)
     parser.add_argument("--allowed-host", action="append", metavar="NAME")

@@ -103,3 +103,31 @@ def test_cli_rl_train_locally_with_stats_then_bad_env(tmp_path: Path, capsys: py
     assert "close matches: CartPole-v1" in capsys.readouterr().err
     assert main(["rl", "train", "--env", "Pendulum-v1", "--algo", "dqn", "--output", str(out)]) == 2
     assert "DQN needs a discrete action space" in capsys.readouterr().err
+
+
+def test_cli_summary_negative_batch_size_is_an_argparse_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = NetworkConfig(input_type=InputType.feed_forward(4), layers=(Output(n_out=2),))
+    path = tmp_path / "conf.json"
+    path.write_text(conf.to_json())
+    with pytest.raises(SystemExit) as info:
+        main(["summary", str(path), "--batch-size", "-5"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert "--batch-size: expected an integer >= 0, got -5" in captured.err
+    assert "ff(4)" not in captured.out  # nothing was printed before the refusal
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_ui_main_bad_port_is_an_argparse_error_without_traceback(
+    port: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deepspark.ui.__main__ import main as ui_main
+
+    with pytest.raises(SystemExit) as info:
+        ui_main(["--storage", str(tmp_path / "runs.db"), "--port", port])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--port: expected a port number 0..65535" in err and "Traceback" not in err
+    assert not (tmp_path / "runs.db").exists()

@@ -272,3 +272,13 @@ def test_export_and_read_bad_paths_raise(spark: SparkSession, tmp_path: Path) ->
     df.write.parquet(str(plain))
     with pytest.raises(DataError, match=r"is not a deepspark minibatch export \(no _deepspark_export\.json\)"):
         read_exported(spark, str(plain))
+
+
+def test_ragged_feature_widths_hint_names_the_common_width_not_the_outlier(spark: SparkSession) -> None:
+    rows = [([1.0, 2.0, 3.0], 0)] * 5 + [([1.0] * 9, 1)]
+    df = spark.createDataFrame(rows, "features array<double>, label long")
+    with pytest.raises(DataError) as info:
+        resolve_columns(df, "features", "label")
+    message = str(info.value)
+    assert "3..9 values per row" in message and "most have 3 (5 of 6 rows)" in message
+    assert "F.size('features') == 3" in message and "== 9" not in message

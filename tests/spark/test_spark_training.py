@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output, Sgd
-from deepspark.errors import DataError
+from deepspark.errors import DataError, TrainingDivergedError
 from deepspark.nn import Network
 from deepspark.spark import ParameterAveraging, SparkNetwork
 
@@ -170,6 +170,31 @@ def test_spark_fit_nan_features_raise_data_error(spark: SparkSession) -> None:
         SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2)).fit(_frame(spark, x, y))
 
 
+def test_spark_fit_float64_features_that_overflow_float32_raise_data_error(spark: SparkSession) -> None:
+    import pandas as pd
+
+    x, y = _data(20, 0)
+    wide = x.astype(np.float64)
+    wide[5, 2] = 1e39  # finite in the DataFrame's doubles, inf in the float32 blocks
+    pdf = pd.DataFrame({"features": list(wide), "label": y})
+    with pytest.raises(DataError, match=r"NaN or infinite features or beyond float32"):
+        SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2)).fit(spark.createDataFrame(pdf))
+
+
+@TRANSPORTS
+def test_spark_fit_diverging_raises_training_diverged_before_checkpointing(
+    spark: SparkSession, transport: str, tmp_path: Path
+) -> None:
+    x, y = _data(64, 0)
+    master = ParameterAveraging(num_workers=2, batch_size_per_worker=8, transport=transport)  # type: ignore[arg-type]
+    net = SparkNetwork(spark, _conf(0, Sgd(learning_rate=1e308)), master)
+    with pytest.raises(TrainingDivergedError, match="training diverged at iteration") as info:
+        net.fit(_frame(spark, x, y), epochs=3, checkpoint_dir=tmp_path / "ckpt")
+    assert info.value.iteration >= 0
+    assert not list((tmp_path).rglob("*.zip"))  # no archive of NaN parameters was written
+    assert net.network.epoch <= 1
+
+
 def test_spark_fit_export_approach_trains_and_removes_its_export(spark: SparkSession, tmp_path: Path) -> None:
     x, y = _data(64, 2)
     master = ParameterAveraging(
@@ -206,3 +231,18 @@ def test_spark_fit_export_dir_not_writable_raises_storage_error(spark: SparkSess
     master = ParameterAveraging(num_workers=2, approach="export", export_dir=str(blocker / "exports"))
     with pytest.raises(StorageError):
         SparkNetwork(spark, _conf(0), master).fit(_frame(spark, x, y))
+
+
+def test_spark_fit_checkpoint_dir_that_is_a_file_config_error_before_training(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from deepspark.errors import ConfigError
+
+    x, y = _data(20, 0)
+    taken = tmp_path / "ckpt"
+    taken.write_text("not a folder")
+    net = SparkNetwork(spark, _conf(0), ParameterAveraging(num_workers=2))
+    with pytest.raises(ConfigError) as info:
+        net.fit(_frame(spark, x, y), epochs=2, checkpoint_dir=taken)
+    assert info.value.path == "checkpoint_dir" and "existing file" in info.value.message
+    assert net.network.epoch == 0 and net.network.iteration == 0  # refused before the first epoch trained

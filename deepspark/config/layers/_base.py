@@ -46,3 +46,13 @@ class Layer(Spec):
 
     def _incompatible(self, input_type: InputType, why: str) -> ConfigError:
         return ConfigError(f"{type(self).__name__} cannot take input {input_type.describe()}: {why}")
+
+
+def check_output_units(layer: Layer) -> None:
+    """An output layer's softmax needs two or more units: over one unit it is the constant 1.0."""
+    if getattr(layer, "n_out", None) == 1 and getattr(layer, "activation", None) == "softmax":
+        raise ConfigError(
+            "softmax over n_out=1 unit is always 1.0, so the network cannot learn: for a binary output use "
+            "activation='sigmoid' with loss='xent', or n_out=2 with softmax and loss='mcxent'",
+            "activation",
+        )

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from deepspark.config._spec import check_positive, check_probability, register
 from deepspark.config.input_types import InputType
-from deepspark.config.layers._base import Layer
+from deepspark.config.layers._base import Layer, check_output_units
 from deepspark.config.names import Activation as ActivationName
 from deepspark.config.names import Loss
 
@@ -59,6 +59,7 @@ class Output(Layer):
     def _validate(self) -> None:
         Layer._validate(self)
         check_positive(self, "n_out")
+        check_output_units(self)
 
     def output_type(self, input_type: InputType) -> InputType:
         return InputType.feed_forward(self.n_out)

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from deepspark.config._spec import check_positive, register
 from deepspark.config.input_types import InputType
-from deepspark.config.layers._base import Layer
+from deepspark.config.layers._base import Layer, check_output_units
 from deepspark.config.names import Activation as ActivationName
 from deepspark.config.names import Loss
 from deepspark.errors import ConfigError
@@ -112,6 +112,7 @@ class RnnOutput(Layer):
     def _validate(self) -> None:
         Layer._validate(self)
         check_positive(self, "n_out")
+        check_output_units(self)
 
     def output_type(self, input_type: InputType) -> InputType:
         return InputType.recurrent(self.n_out, input_type.timesteps)

@@ -6,6 +6,7 @@ Every inference test also compiles the config and checks the shapes torch actual
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from deepspark.config import (
     GlobalPooling,
     InputType,
     LastTimeStep,
+    Layer,
     LossLayer,
     NetworkConfig,
     Output,
@@ -417,3 +419,63 @@ def test_input_type_shapes_and_describe() -> None:
     assert InputType.recurrent(3, 7).describe() == "rnn(7x3)"
     assert InputType.convolutional(4, 5, 3).describe() == "conv(3x4x5)"
     assert InputType.from_json(InputType.recurrent(3, 7).to_json()) == InputType.recurrent(3, 7)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # past the JSON parser's own recursion limit
+        '{"type": "network", "layers": ' + "[" * 500 + "]" * 500 + "}",  # parses, but would recurse when decoded
+    ],
+    ids=["parser_depth", "decoder_depth"],
+)
+def test_config_from_json_deeply_nested_config_error(text: str) -> None:
+    from deepspark.config.root import config_from_json
+
+    with pytest.raises(ConfigError, match="nested") as info:
+        config_from_json(text)
+    assert "deep" in info.value.message and not isinstance(info.value, RecursionError)
+    with pytest.raises(ConfigError, match="nested"):
+        NetworkConfig.from_json(text)
+
+
+def test_layer_from_dict_deeply_nested_field_config_error() -> None:
+    deep: object = 1
+    for _ in range(2000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match="nested more than 64 levels") as info:
+        Layer.from_dict({"type": "dense", "n_out": deep})
+    assert info.value.path.startswith("n_out[0]")
+
+
+@pytest.mark.parametrize("seed", [2**70, 2**63, -1])
+def test_network_config_seed_out_of_range_config_error(seed: int) -> None:
+    with pytest.raises(ConfigError) as info:
+        NetworkConfig(seed=seed, input_type=InputType.feed_forward(2), layers=(Output(n_out=2),))
+    assert info.value.path == "seed" and "[0, 2**63 - 1]" in info.value.message
+
+
+def test_network_config_largest_seed_builds() -> None:
+    conf = NetworkConfig(seed=2**63 - 1, input_type=InputType.feed_forward(2), layers=(Output(n_out=2),))
+    assert Network(conf).num_params() == 6
+
+
+def test_dense_n_out_over_int32_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        Dense(n_out=2**40)
+    assert info.value.path == "n_out" and "at most 2147483647" in info.value.message
+
+
+def test_network_too_large_for_memory_refused_before_allocating_with_estimate() -> None:
+    import resource
+
+    # 10**12 weights: about 15 TiB with gradients and Adam state, more than any test machine has
+    conf = NetworkConfig(input_type=InputType.feed_forward(10**6), layers=(Dense(n_out=10**6), Output(n_out=3)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ConfigError) as info:
+        Network(conf)
+    assert info.value.path == "layers"
+    pattern = r"needs about \d+\.\d GiB \(1,000,004,000,003 float32 parameters.*GiB available"
+    assert re.search(pattern, info.value.message)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 512 * 1024  # nothing near the 3.6 TiB of parameters was touched

@@ -333,3 +333,37 @@ def test_read_archive_memory_url_not_a_zip_raises_model_format_error() -> None:
 def test_read_archive_memory_url_missing_raises_file_not_found() -> None:
     with pytest.raises(FileNotFoundError):
         read_archive("memory://deepspark-tests/absent/model.zip")
+
+
+def test_read_archive_params_size_disagreeing_with_header_refused(tmp_path: Path) -> None:
+    padded = _st(params=PARAMS_VALUES) + b"\0" * 4096  # header says 64 float32 values, the member holds more
+    (tmp_path / "m.zip").write_bytes(_zip(_valid(params=padded)))
+    with pytest.raises(ModelFormatError, match=r"params\.safetensors declares \d+ bytes uncompressed, but its "
+                       r"safetensors header implies \d+ \(64 float32 values\)"):
+        read_archive(tmp_path / "m.zip")
+
+
+def test_network_load_member_declaring_more_than_config_refused_before_inflating(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from deepspark.config import InputType, NetworkConfig, Output
+    from deepspark.nn import Network
+
+    Network(NetworkConfig(input_type=InputType.feed_forward(4), layers=(Output(n_out=3),))).save(tmp_path / "a.zip")
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        members = [(n, zf.read(n)) for n in zf.namelist()]
+    block = np.zeros(2**20, np.uint8)
+    block[::64] = np.random.default_rng(0).integers(1, 256, size=block[::64].size)
+    declared = 48 * 2**20  # 48 MiB of padding after 15 parameters; deflates ~30x, under the zip-bomb ratio
+    members = [(n, d + block.tobytes() * 48 if n == "params.safetensors" else d) for n, d in members]
+    (tmp_path / "b.zip").write_bytes(_zip(members, zipfile.ZIP_DEFLATED))
+    assert (tmp_path / "b.zip").stat().st_size < declared // 8
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFormatError, match=r"params\.safetensors declares \d+ bytes uncompressed, but the "
+                           r"config builds at most 15 values .*not inflated"):
+            Network.load(tmp_path / "b.zip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"peak {peak} bytes while refusing a member that declares {declared}"

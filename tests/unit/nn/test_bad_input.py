@@ -243,3 +243,46 @@ def test_config_error_is_value_error_and_pickles() -> None:
         Dense(n_out=0)
     back = pickle.loads(pickle.dumps(info.value))
     assert isinstance(back, ConfigError) and back.path == "n_out" and str(back) == str(info.value)
+
+
+def test_network_fit_float64_features_that_overflow_float32_data_error() -> None:
+    x = X.astype(np.float64)
+    x[2, 1] = 1e39  # finite as float64, inf once cast to the network's float32
+    with pytest.raises(DataError, match=r"1e\+39 at row 2.*float32.*'float64'"):
+        _classifier().fit(x, Y, epochs=1)
+
+
+def test_network_fit_float64_labels_that_overflow_float32_data_error() -> None:
+    y = np.zeros((4, 2))
+    y[3, 0] = -1e39
+    with pytest.raises(DataError, match=r"labels hold -1e\+39 at row 3"):
+        _regressor().fit(X, y, epochs=1)
+
+
+def test_network_float64_dtype_accepts_values_beyond_float32() -> None:
+    net = Network(
+        NetworkConfig(dtype="float64", input_type=InputType.feed_forward(4), layers=(Output(n_out=3),))
+    )
+    x = X.astype(np.float64)
+    x[0, 0] = 1e39
+    assert net.output(x).shape == (4, 3)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Output(n_out=1, activation="softmax", loss="mcxent"),
+    lambda: Output(n_out=1),  # the defaults are softmax + mcxent
+    lambda: RnnOutput(n_out=1, activation="softmax"),
+], ids=["output", "output_defaults", "rnn_output"])
+def test_single_unit_softmax_output_config_error(make: Callable[[], Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.path == "activation"
+    assert "softmax over n_out=1 unit is always 1.0" in info.value.message
+    assert "activation='sigmoid' with loss='xent'" in info.value.message and "n_out=2" in info.value.message
+
+
+def test_single_unit_sigmoid_output_builds() -> None:
+    conf = NetworkConfig(
+        input_type=InputType.feed_forward(4), layers=(Output(n_out=1, activation="sigmoid", loss="xent"),)
+    )
+    assert Network(conf).num_params() == 5
