@@ -56,14 +56,28 @@ def load() -> str:
     return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def _descendants(root: int) -> list[int]:
+    """PIDs of every process below ``root`` (children, their children, ...), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
+        found.extend(frontier)
+    return found
+
+
 def worker_memory() -> tuple[int, int]:
     """Resident bytes of every PySpark Python worker process (the daemon and the workers it forked): the sum of
     their RSS (pages shared by the forked workers counted once per process) and of their PSS (shared pages
     split between the processes that share them, so the sum is what they occupy together)."""
     rss = pss = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in _descendants(os.getpid()):  # this contender's JVM and its workers, not other Spark apps
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             if b"pyspark.daemon" not in cmd and b"pyspark.worker" not in cmd:
