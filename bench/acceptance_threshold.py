@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_spark import frame
-from common import mnist_arg, mnist_split
+from common import frame, mnist_arg, mnist_split
 from sim_sharing import network_config, updater
 
 from deepspark.spark import GradientSharing, SparkNetwork, local_spark

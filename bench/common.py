@@ -80,7 +80,7 @@ def frame(spark: Any, x: np.ndarray, y: np.ndarray | None, partitions: int) -> A
     """An ``array<float>`` features DataFrame (+ int label), built through Arrow, cached and counted."""
     import pandas as pd
 
-    data = {"features": list(x.astype(np.float32))}
+    data: dict[str, Any] = {"features": list(x.astype(np.float32))}
     if y is not None:
         data["label"] = y.astype(np.int64)
     df = spark.createDataFrame(pd.DataFrame(data)).repartition(partitions).persist()
