@@ -42,37 +42,30 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def positive_int(text: str) -> int:
-    """An argparse ``type`` for counts that must be at least 1 (epochs, batch sizes)."""
+def _bounded_int(text: str, low: int, high: int | None, expected: str) -> int:
+    """``int(text)`` within ``[low, high]``, else an ``ArgumentTypeError`` saying what was expected."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts that must be at least 1 (epochs, batch sizes)."""
+    return _bounded_int(text, 1, None, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
     """An argparse ``type`` for sizes where 0 means "off" (``summary --batch-size``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return _bounded_int(text, 0, None, "an integer >= 0")
 
 
 def port_number(text: str) -> int:
     """An argparse ``type`` for a TCP port: 0..65535 (0 lets the system pick a free one)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535 (0 picks a free port), got {value}")
-    return value
+    return _bounded_int(text, 0, 65535, "a port number 0..65535 (0 picks a free port)")
 
 
 def version_text() -> str:
