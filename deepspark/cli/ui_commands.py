@@ -90,16 +90,20 @@ def start_ui_process(
 
     Its stderr (warnings, one line each) goes to ``<storage>.ui.log``.
     """
-    import urllib.request
-
     cmd = [sys.executable, "-m", "deepspark.ui", "--storage", str(storage), "--port", str(port)]
     if token:
         cmd += ["--token", token]
     for name in allowed_host:
         cmd += ["--allowed-host", name]
-    log_path = Path(f"{storage}.ui.log")  # the server outlives callers such as the demo: its log goes to a file
+    return launch_ui(cmd, Path(f"{storage}.ui.log"))  # the server outlives callers such as the demo: log to a file
+
+
+def launch_ui(cmd: Sequence[str], log_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """Run a UI server command (stderr appended to ``log_path``); returns it and its URL once /api/health answers."""
+    import urllib.request
+
     with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, start_new_session=True)
+        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=log_file, text=True, start_new_session=True)
     line = proc.stdout.readline() if proc.stdout is not None else ""
     if not line.startswith("deepspark ui: "):
         proc.kill()

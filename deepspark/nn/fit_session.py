@@ -194,10 +194,9 @@ class FitSession:
         self.progress.start_epoch(len(self.loop.history), total)  # counted within this fit (resumes start at 1)
 
     def step(self, score: Tensor | float, n: int = 1, total: int | None = None) -> None:
-        """``n`` steps done with mean score ``score``; a NaN/inf score (and, per Spark round, parameters) diverges."""
+        """``n`` steps done with mean score ``score``; a NaN/inf score diverges (Spark checks each round's
+        parameters as it applies them, ``FitContext.apply_state``)."""
         self.guard.score(score)
-        if self.progress.unit == "round":  # a round is seconds of cluster work: one parameter check is noise
-            self.guard.params()
         if not self._open:
             self.begin_epoch(total)
         elif total is not None:

@@ -49,7 +49,6 @@ Slot = Tensor | tuple[Tensor | None, ...]  # one tensor, or (graphs) one per gra
 Batch = tuple[Slot, Slot | None, Slot | None, Slot | None]  # features, labels, features mask, labels mask
 
 
-
 def seed_step_rng(seed: int) -> None:
     """Seed the generators a training step draws from (dropout masks, a module's own randomness).
 
@@ -60,6 +59,7 @@ def seed_step_rng(seed: int) -> None:
     torch.default_generator.manual_seed(seed)
     if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         torch.cuda.manual_seed_all(seed)
+
 
 class Network:
     """A trainable network. Build it from a ``NetworkConfig`` or ``GraphConfig``, or wrap a module with ``from_module``.

@@ -94,11 +94,12 @@ class FitContext:
         if updater is not None:
             buffers.append((net.updater.state, updater, "updater state"))
         for target, values, what in buffers:
-            with np.errstate(all="ignore"):  # a float64 sum is finite iff every value is, barring overflow
-                finite = bool(np.isfinite(values.sum(dtype=np.float64))) or bool(np.isfinite(values).all())
-            if finite:
-                net._copy_into(target, values, what)
+            try:
+                net._copy_into(target, values, what)  # checks shape and finiteness (one float64 sum)
                 continue
+            except DataError:
+                if bool(np.isfinite(values).all()):
+                    raise  # a shape or dtype problem, not divergence
             if self.on_diverged is not None:
                 self.on_diverged(f"the averaged {what} hold NaN or infinite values")
             with torch.no_grad():  # warned: keep training on what the workers computed

@@ -30,7 +30,7 @@ class Trainer:
         self.bytes_sent = self.bytes_received = self.elements_sent = 0
         self.algorithm = master.threshold_algorithm
         first = self.algorithm.first_tau()
-        self.tau: float = tau if tau is not None else (first if first is not None else 0.0)
+        self._tau: float = tau if tau is not None else (first if first is not None else 0.0)
         self._pending: Any = None
         if self.dense:
             self._comm = [torch.empty(self.n, dtype=net.dtype) for _ in range(master.staleness * 2)]
@@ -43,7 +43,7 @@ class Trainer:
             _CODECS[self.n] = codec
         codec.residual.zero_()
         self.codec = codec
-        self.rank = ThresholdRank(codec, self.algorithm, master.residual_post_processor, world, self.tau)
+        self.rank = ThresholdRank(codec, self.algorithm, master.residual_post_processor, world, self._tau)
         slots = 1 + master.staleness  # staleness 1: one exchange in flight while the next step computes
         self._send = [torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(slots)]
         self._recv = [[torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(world)] for _ in range(slots)]
@@ -63,6 +63,11 @@ class Trainer:
         """One epoch: every rank runs ``ceil(longest / batch)`` steps, a shorter block wrapping around."""
         for batch, size in feeder.batches(0, feeder.batches_in(longest), longest=longest):
             self.step(batch, size)
+
+    @property
+    def tau(self) -> float:
+        """The threshold now (dense: the one this stage was handed, passed on unchanged)."""
+        return self._tau if self.dense else self.rank.tau
 
     def state(self) -> dict[str, float]:
         """What a relaunched stage needs besides the parameters: the threshold (a relaunch starts with empty
@@ -181,7 +186,6 @@ class Trainer:
     def _decode_apply(self, buffers: list[Any], lengths: list[int], score: Any, size: int, step: int) -> None:
         t3 = time.time()
         self.rank.combine([buf[:length] for buf, length in zip(buffers, lengths, strict=True)], self._applied)
-        self.tau = self.rank.tau
         self.net.apply_update(self._applied, score, size)
         self.record("decode", t3, step)
 

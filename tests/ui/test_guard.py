@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -185,21 +184,10 @@ def test_guard_allowed_host_option_adds_names(ui_server: UiServer) -> None:
 @contextmanager
 def _server(args: list[str], log: Path) -> Iterator[str]:
     """A UI server process started with ``args`` (stderr to ``log``), its URL once /api/health answers."""
-    with open(log, "ab") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+    from deepspark.cli.ui_commands import launch_ui
+
+    proc, url = launch_ui(args, log)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("deepspark ui: http://"), (line, log.read_text())
-        url = line.split()[2]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _route(url, "GET", "/api/health")
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
-                time.sleep(0.05)
         yield url
     finally:
         proc.kill()
