@@ -7,7 +7,7 @@ that a flat buffer can carry. Executor-side code is top-level functions bound to
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -152,11 +152,54 @@ def _common_width(df: DataFrame, name: str, kind: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class ColumnStats:
-    """What `describe_columns`' single aggregate saw: row count (None when the data pass was skipped)
-    and the largest class index of ``"index"`` labels."""
+    """What `describe_columns`' single aggregate saw: row count (None when the data pass was skipped),
+    the largest class index of ``"index"`` labels, and rows per input partition (``(partition id,
+    rows)``, None when the pass could not tell them apart), which `to_blocks` takes instead of counting again."""
 
     rows: int | None
     label_max: float | None = None
+    partition_rows: tuple[tuple[int, int], ...] | None = None
+
+
+_Combine = Callable[[Iterable[Any]], Any]
+
+
+def _spark_order(value: Any) -> tuple[bool, Any]:
+    """Spark's sort order for aggregates: NaN above every number (Python's min/max would depend on order)."""
+    return (isinstance(value, float) and value != value, value)
+
+
+def _least(values: Iterable[Any]) -> Any:
+    return min(values, key=_spark_order)
+
+
+def _greatest(values: Iterable[Any]) -> Any:
+    return max(values, key=_spark_order)
+
+
+def _aggregate_by_partition(
+    df: DataFrame, aggregates: list[tuple[str, Column, _Combine]]
+) -> tuple[dict[str, Any], tuple[tuple[int, int], ...] | None]:
+    """One JVM aggregate, grouped by input partition, folded into whole-frame values on the driver.
+
+    Grouping by ``spark_partition_id()`` costs the same single pass as a global aggregate and also
+    yields the rows of each input partition, which the balanced block layout needs: that saves
+    `to_blocks` a second pass over the data. Rows held by the driver (a ``LocalRelation``) evaluate
+    the partition id on the driver, so there the per-partition rows are not reported.
+    """
+    from pyspark.sql import functions as F
+
+    exprs = [expr.alias(name) for name, expr, _ in aggregates]
+    if _is_local_relation(df):
+        row = df.agg(*exprs).first()
+        return ({name: None if row is None else row[name] for name, _, _ in aggregates}, None)
+    groups = df.groupBy(F.spark_partition_id().alias("_deepspark_partition")).agg(*exprs).collect()
+    folded = {}
+    for name, _, combine in aggregates:
+        values = [g[name] for g in groups if g[name] is not None]
+        folded[name] = combine(values) if values else None
+    partition_rows = tuple(sorted((int(g["_deepspark_partition"]), int(g["rows"])) for g in groups))
+    return folded, partition_rows
 
 
 def describe_columns(
@@ -264,8 +307,8 @@ def describe_columns(
         return schema_only, ColumnStats(rows=None)
 
     checked = [*names, *([label_col] if label_col is not None else [])]
-    exprs: list[Column] = [F.count(F.lit(1)).alias("rows")]
-    exprs += [F.count(_col(c)).alias(f"nonnull_{i}") for i, c in enumerate(checked)]
+    aggregates: list[tuple[str, Column, _Combine]] = [("rows", F.count(F.lit(1)), sum)]
+    aggregates += [(f"nonnull_{i}", F.count(_col(c)), sum) for i, c in enumerate(checked)]
     widths: dict[str, tuple[str, str]] = {}
     if feature_kind != "columns":
         widths[names[0]] = ("feature", feature_kind)
@@ -273,16 +316,16 @@ def describe_columns(
         widths[label_col] = ("label", label_source)
     for i, (c, (_, kind)) in enumerate(widths.items()):
         w = _width_expr(c, kind)
-        exprs += [F.min(w).alias(f"wmin_{i}"), F.max(w).alias(f"wmax_{i}")]
+        aggregates += [(f"wmin_{i}", F.min(w), _least), (f"wmax_{i}", F.max(w), _greatest)]
     if label_col is not None and resolved_label == "index":
         lc = _col(label_col)
-        exprs += [F.min(lc).alias("label_min"), F.max(lc).alias("label_max")]
+        aggregates += [("label_min", F.min(lc), _least), ("label_max", F.max(lc), _greatest)]
         if label_float:  # x % 1 (not floor, which overflows a long under ANSI) is NaN for NaN and inf
             fractional = F.isnan(lc) | F.isnan(lc % 1) | ((lc % 1) != 0)
-            exprs.append(F.sum(F.when(fractional, 1).otherwise(0)).alias("label_fractional"))
-    stats = df.agg(*exprs).first()
-    rows = 0 if stats is None else int(stats["rows"])
-    if rows == 0 or stats is None:
+            aggregates.append(("label_fractional", F.sum(F.when(fractional, 1).otherwise(0)), sum))
+    stats, partition_rows = _aggregate_by_partition(df, aggregates)
+    rows = int(stats["rows"] or 0)
+    if rows == 0:
         raise DataError("the DataFrame has no rows; there is nothing to train or predict on")
     for i, c in enumerate(checked):
         nulls = rows - int(stats[f"nonnull_{i}"])
@@ -323,7 +366,7 @@ def describe_columns(
         key=key_col,
     )
     label_max = float(stats["label_max"]) if label_col is not None and resolved_label == "index" else None
-    return spec, ColumnStats(rows=rows, label_max=label_max)
+    return spec, ColumnStats(rows=rows, label_max=label_max, partition_rows=partition_rows)
 
 
 def resolve_columns(
@@ -573,6 +616,7 @@ def to_blocks(
     dtype: str = "float32",
     *,
     max_block_bytes: int = 8 << 20,
+    partition_rows: Mapping[int, int] | None = None,
 ) -> DataFrame:
     """Turn a DataFrame into per-worker binary blocks: partition k holds worker k's examples as raw bytes.
 
@@ -604,6 +648,9 @@ def to_blocks(
         strategy: ``"balanced"``, ``"spark_default"`` or ``"keep"``.
         dtype: ``"float32"`` or ``"float64"`` for features and float labels.
         max_block_bytes: Largest block (bytes of x plus y); default 8 MiB, at most 1 GiB.
+        partition_rows: Rows per input partition of ``df`` when already known (`describe_columns`
+            reports them as ``ColumnStats.partition_rows``): balanced then skips its own counting pass.
+            The conversion still checks every partition's rows against them.
 
     Returns:
         The block DataFrame: W partitions (``"keep"``: as many as ``df``).
@@ -634,7 +681,7 @@ def to_blocks(
         plan = _PartitionPlan(spec=spec, dtype=dt.name, max_rows=max_rows, aliases=aliases)
         source = selected.repartition(workers) if strategy == "spark_default" else selected
         return source.mapInArrow(partial(_emit_partition_blocks, plan), BLOCK_SCHEMA)
-    counts = _partition_counts(selected)
+    counts = dict(partition_rows) if partition_rows is not None else _partition_counts(selected)
     total = sum(counts.values())
     if total < workers:
         raise DataError(

@@ -143,7 +143,9 @@ def prepare(
     with timer.phase("repartition", round=0):
         try:
             with spark_failures("converting the training data"):
-                blocks = to_blocks(df, spec, num_partitions=workers, strategy=strategy)
+                blocks = to_blocks(
+                    df, spec, num_partitions=workers, strategy=strategy, partition_rows=seen.partition_rows
+                )
                 blocks = blocks.persist(getattr(StorageLevel, master.storage_level))
                 counts = _worker_counts(blocks, blocks.rdd.getNumPartitions())
         except BaseException:

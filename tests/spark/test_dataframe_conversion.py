@@ -17,6 +17,7 @@ from deepspark.data.dataframe import (
     ColumnSpec,
     blocks_to_arrays,
     dataframe_to_arrays,
+    describe_columns,
     executor_error,
     resolve_columns,
     to_blocks,
@@ -141,6 +142,33 @@ def test_to_blocks_balanced_skewed_partitions_give_each_worker_its_exact_range(
         assert len(x) in (n // workers, n // workers + 1)
         np.testing.assert_array_equal(np.array(x), _expected_row(mine).astype(np.float32))
         assert y == (mine % 3).tolist()
+
+
+def test_describe_reports_rows_per_partition_and_to_blocks_reuses_them(spark: SparkSession) -> None:
+    """One aggregate gives both the column checks and each input partition's rows (empty ones absent);
+    blocks built from those counts equal the blocks that count for themselves."""
+    df = _skewed(spark)
+    spec, stats = describe_columns(df, "features", "label")
+    assert stats.rows == sum(SKEWED)
+    assert stats.label_max == 2
+    assert stats.partition_rows == tuple((p, s) for p, s in enumerate(SKEWED) if s)
+
+    def collected(blocks: DataFrame) -> list[tuple[Any, ...]]:
+        return sorted(blocks.rdd.mapPartitions(lambda rows: _partition_summary(rows, spec)).collect())
+
+    given = to_blocks(df, spec, num_partitions=3, partition_rows=dict(stats.partition_rows))
+    assert collected(given) == collected(to_blocks(df, spec, num_partitions=3))
+    lied = dict(stats.partition_rows) | {2: 96}  # counts that do not match the data: the conversion says so
+    with pytest.raises(Exception) as caught:
+        to_blocks(df, spec, num_partitions=3, partition_rows=lied).count()
+    error = executor_error(caught.value)
+    assert isinstance(error, DataError) and "input partition 2 has 97 rows now but had 96" in str(error)
+    import pandas as pd
+
+    # rows held by the driver: Spark evaluates the partition id there (always 0), so no counts are reported
+    local = spark.createDataFrame(pd.DataFrame({"features": list(np.ones((5, 2))), "label": np.arange(5)}))
+    assert local.rdd.getNumPartitions() == 2
+    assert describe_columns(local, "features", "label")[1].partition_rows is None
 
 
 def test_to_blocks_spark_default_and_keep_keep_every_row_once(spark: SparkSession) -> None:
