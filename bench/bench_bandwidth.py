@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deepspark.spark.thresholds import AdaptiveThreshold
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
@@ -175,7 +177,13 @@ def run_rank(args: argparse.Namespace) -> None:
 
     for encoding in args.encodings:
         net = Network(lenet_config(seed=args.seed))
-        master = GradientSharing(num_workers=WORLD, batch_size_per_worker=BATCH, encoding=encoding, seed=args.seed)
+        master = GradientSharing(
+            num_workers=WORLD,
+            batch_size_per_worker=BATCH,
+            encoding=encoding,
+            seed=args.seed,
+            threshold_algorithm=AdaptiveThreshold(max_sparsity=args.max_sparsity),
+        )
         timer = PhaseTimer("worker", rank)
         trainer = Trainer(net, master, WORLD, None, timer)
         data = batches(net, args.steps)
@@ -244,7 +252,7 @@ def run_pair(link: Link, rate: str, args: argparse.Namespace, tmp: Path, port: i
         cmd += [sys.executable, str(Path(__file__).resolve()), "--rank", str(rank), "--port", str(port)]
         cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--compute-steps", str(args.compute_steps)]
         cmd += ["--seed", str(args.seed), "--mnist", str(args.mnist), "--out", str(out)]
-        cmd += ["--encodings", *args.encodings]
+        cmd += ["--encodings", *args.encodings, "--max-sparsity", str(args.max_sparsity)]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     errors = []
     try:
@@ -322,6 +330,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="steps left out of the steady figures")
     parser.add_argument("--compute-steps", type=int, default=60, help="compute-only steps per rate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-sparsity", type=float, default=AdaptiveThreshold().max_sparsity, help="AdaptiveThreshold's upper end"
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds per rate before giving up")
     parser.add_argument(
         "--model-rates", type=float, nargs="*", default=[10e9, 1e9], help="scaling model: link bits/s (one table each)"

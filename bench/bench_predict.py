@@ -6,7 +6,10 @@ it with ``Network.output`` on numpy batches of 1,024 rows, so only the data path
 index (a double) per row, written to Spark's ``noop`` sink. Each contender runs in a fresh process, after
 one untimed warm-up action over 2,000 rows; contenders alternate; rows/s is the median of ``--rounds``.
 
-Run: ``.venv/bin/python bench/bench_predict.py [--mnist DIR] [--rounds 3]``.
+``--model mlp`` uses the 784-256-128-10 MLP instead: far less compute per row, so the data path (what
+differs between the contenders) is most of the time.
+
+Run: ``.venv/bin/python bench/bench_predict.py [--mnist DIR] [--rounds 3] [--model lenet|mlp]``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import lenet_config, mnist_arg, mnist_split
+from sim_sharing import network_config, updater
 
 CONTENDERS = ("predict", "transform", "predict_batch_udf")
 
@@ -96,6 +100,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--contender")
     parser.add_argument("--archive")
+    parser.add_argument("--model", choices=["lenet", "mlp"], default="lenet")
     args = parser.parse_args()
     if args.contender:
         print(json.dumps({"rows_per_s": contender(args.contender, args.archive, args.mnist)}), flush=True)
@@ -105,7 +110,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         archive = str(Path(tmp) / "lenet.zip")
         x, y, _, _ = mnist_split(args.mnist)
-        net = Network(lenet_config(seed=0))
+        mlp = network_config("mlp", 0, updater("adam", 1e-3))
+        net = Network(lenet_config(seed=0) if args.model == "lenet" else mlp)
         net.fit(x[:2000], y[:2000], epochs=1, batch_size=64)
         net.save(archive)
         rates: dict[str, list[float]] = {c: [] for c in CONTENDERS}
@@ -121,7 +127,7 @@ def main() -> None:
                 rates[name].append(rate)
                 print(f"  {rate:,.0f} rows/s", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items() if v}
-    print(f"\n60,000 rows, LeNet, local[2], median of {args.rounds} fresh-process runs; {load()}")
+    print(f"\n60,000 rows, {args.model}, local[2], median of {args.rounds} fresh-process runs; {load()}")
     print("| contender | rows/s | vs predict_batch_udf |")
     print("| --- | --- | --- |")
     base = med.get("predict_batch_udf")

@@ -31,6 +31,7 @@ from common import frame, lenet_config, mnist_arg, mnist_split
 
 from deepspark.nn import Network
 from deepspark.nn.callbacks import Callback, FitLoop
+from deepspark.spark.thresholds import AdaptiveThreshold
 
 CONTENDERS = ("dense", "threshold", "averaging", "one-machine")
 LABELS = {
@@ -85,7 +86,11 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         else:
             encoding: Literal["dense", "threshold"] = "dense" if name == "dense" else "threshold"
             master = GradientSharing(
-                num_workers=args.workers, batch_size_per_worker=32, encoding=encoding, seed=args.seed
+                num_workers=args.workers,
+                batch_size_per_worker=32,
+                encoding=encoding,
+                seed=args.seed,
+                threshold_algorithm=AdaptiveThreshold(max_sparsity=args.max_sparsity),
             )
         spark_net = SparkNetwork(spark, conf, master)
         clock = Clock(x_test, y_test)
@@ -144,6 +149,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="one machine: torch intra-op threads")
+    parser.add_argument(
+        "--max-sparsity", type=float, default=AdaptiveThreshold().max_sparsity, help="AdaptiveThreshold's upper end"
+    )
     parser.add_argument("--out", type=Path, help="with --contender: write the result JSON here")
     parser.add_argument("--json", type=Path, help="write all results as JSON")
     parser.add_argument("--replot", type=Path, help="only redraw the PNG and table from a --json file")
@@ -167,7 +175,7 @@ def main() -> None:
             out = Path(tmp) / f"{name}.json"
             cmd = [sys.executable, __file__, "--contender", name, "--out", str(out), "--mnist", str(args.mnist)]
             cmd += ["--epochs", str(args.epochs), "--workers", str(args.workers), "--seed", str(args.seed)]
-            cmd += ["--threads", str(args.threads)]
+            cmd += ["--threads", str(args.threads), "--max-sparsity", str(args.max_sparsity)]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             results.append(json.loads(out.read_text()))
             last = results[-1]["rows"][-1]
