@@ -429,7 +429,7 @@ class Network:
         for listener in self.listeners:
             listener.on_gradient_calculation(self)
         score = loss.detach() + self.post.regularization_score()
-        if postprocess:
+        if postprocess and not self.step_skipped:  # a skipped fp16 step keeps its zero gradient
             self.postprocess_gradient()
         return score
 
