@@ -45,8 +45,11 @@ class Placement:
         return self.device != "cpu" and self.task_amount > 0
 
 
-def placement_from_conf(conf: Mapping[str, str]) -> Placement:
+def placement_from_conf(conf: Mapping[str, str], master: str = "") -> Placement:
     """The placement two Spark settings ask for (see the module docstring); bad values raise ``ConfigError``.
+
+    ``master`` (the session's master URL) refuses GPU amounts on ``local[N]``: Spark's local mode hands tasks
+    no resource addresses, and a job asking for them waits forever.
 
     Example:
         >>> placement_from_conf({"spark.task.resource.gpu.amount": "1"})
@@ -64,6 +67,13 @@ def placement_from_conf(conf: Mapping[str, str]) -> Placement:
         amount = float(raw)
     except ValueError:
         raise ConfigError(f"expected a number, got {raw!r}", TASK_AMOUNT_KEY) from None
+    if amount > 0 and (master == "local" or master.startswith("local[")):
+        raise ConfigError(
+            f"Spark's local mode ({master}) hands tasks no GPU addresses, so a job asking for {amount:g} GPU per "
+            "task would wait forever; use 'local-cluster[1,<cores>,<MiB>]' or a cluster with "
+            "spark.worker.resource.gpu.* settings, or unset it",
+            TASK_AMOUNT_KEY,
+        )
     if device == "cuda" and amount <= 0:
         raise ConfigError(
             f"device 'cuda' asked for, but Spark hands tasks no GPU: set {TASK_AMOUNT_KEY} (e.g. 1), "
@@ -125,7 +135,7 @@ def driver_placement(sc: Any) -> Placement:
     """The placement the SparkContext's settings ask for (driver side)."""
     conf = sc.getConf()
     keys = (DEVICE_KEY, TASK_AMOUNT_KEY)
-    return placement_from_conf({k: v for k in keys if (v := conf.get(k)) is not None})
+    return placement_from_conf({k: v for k in keys if (v := conf.get(k)) is not None}, str(sc.master))
 
 
 __all__ = [

@@ -38,6 +38,14 @@ def test_placement_from_conf_bad_values_config_error(conf: dict[str, str], match
         placement_from_conf(conf)
 
 
+@pytest.mark.parametrize("master", ["local", "local[2]", "local[*, 3]"])
+def test_placement_from_conf_gpu_amount_on_local_mode_config_error_instead_of_a_hang(master: str) -> None:
+    with pytest.raises(ConfigError, match=r"local mode .* hands tasks no GPU addresses.*local-cluster"):
+        placement_from_conf({TASK_AMOUNT_KEY: "1"}, master)
+    assert placement_from_conf({TASK_AMOUNT_KEY: "1"}, "local-cluster[1,2,1024]").gpus
+    assert not placement_from_conf({}, master).gpus
+
+
 def test_task_device_uses_the_address_spark_assigned_never_cuda0_by_habit() -> None:
     assert task_device(ONE_GPU, {"gpu": ["1"]}, None) == "cuda:1"
     assert task_device(ONE_GPU, {"gpu": ["0"]}, None) == "cuda:0"
