@@ -150,8 +150,10 @@ def example_losses(net: Network, task: InferenceTask, x: np.ndarray, y: np.ndarr
             stop = start + task.batch_size
             xt = features_to_tensor(x[start:stop], input_type, net.dtype)
             yt = labels_to_tensor(y[start:stop], xt.shape[0], head, net.dtype)
-            preout, _ = net.model.forward_preouts([xt], [None])[0]
-            losses[start:stop] = per_example_loss(head.loss, head.activation, preout, yt).double().numpy()
+            xd, yd, _, _ = net.to_device((xt, yt, None, None))
+            preout, _ = net.preouts(xd)[0]
+            loss = per_example_loss(head.loss, head.activation, preout, yd)  # type: ignore[arg-type]
+            losses[start:stop] = loss.double().cpu().numpy()
     if task.include_regularization:
         losses += float(net.post.regularization_score())
     return losses

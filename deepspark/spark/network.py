@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from deepspark.errors import ConfigError, DataError, DeepSparkError, StorageError
 from deepspark.nn.fit_session import FitSession, OnDivergence, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
+from deepspark.spark._placement import TASK_AMOUNT_KEY, driver_placement
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
 from deepspark.spark.masters import ParameterAveraging, TrainingMaster
@@ -113,7 +114,10 @@ class SparkNetwork:
         if checkpoint_dir is not None:
             _check_checkpoint_dir(Path(checkpoint_dir))
         master = self.master
-        master.check()
+        placement = driver_placement(self.spark.sparkContext)  # bad device settings fail here, before any work
+        master.check(placement.gpus)
+        if placement.gpus:
+            log.info("tasks compute on the GPU Spark assigns each (%s=%g)", TASK_AMOUNT_KEY, placement.task_amount)
         if resume_from is not None:
             self.network = Network.load(latest_checkpoint(resume_from))
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
