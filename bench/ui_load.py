@@ -10,6 +10,7 @@ percentiles, the page-load percentiles and the load average. Exits 1 when a repo
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import tempfile
@@ -31,7 +32,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--reports", type=int, default=1000, help="reports per sender, one POST each")
-    parser.add_argument("--timeout", type=float, default=2.0, help="RemoteStatsRouter timeout per POST (its default)")
+    default_timeout = inspect.signature(ui_load.RemoteStatsRouter).parameters["timeout"].default
+    parser.add_argument(
+        "--timeout", type=float, default=default_timeout, help="RemoteStatsRouter timeout per POST (its default)"
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -44,7 +48,8 @@ def main() -> int:
             browser.close()
 
     expected = args.senders * args.reports
-    print(f"UI under load: {r.senders} sender processes x {r.reports} reports = {expected} POSTs, {r.seconds:.0f} s")
+    print(f"UI under load: {r.senders} sender processes x {r.reports} reports = {expected} POSTs, {r.seconds:.0f} s "
+          f"(router timeout {args.timeout:g} s)")
     print(f"  sent {r.sent}, dropped {r.dropped}, failed requests (retried or dropped) {r.failed_requests}")
     if r.last_errors:
         print(f"  last errors: {sorted(set(r.last_errors))[:3]}")

@@ -28,6 +28,7 @@ from deepspark.stats import RemoteStatsRouter
 from deepspark.stats.records import StatsRecord
 
 SESSION = "ui-load"
+RENDERED = "body[data-rendered], #banner.warn"  # charts drawn, or "No training sessions stored yet."
 LAYERS = ("layer0", "layer1", "layer2")
 
 
@@ -38,10 +39,10 @@ class TimedRouter(RemoteStatsRouter):
         self.latencies: list[float] = []
         super().__init__(*args, **kwargs)
 
-    def _post(self, body: bytes) -> str | None:
+    def _post(self, body: bytes, key: str | None = None) -> str | None:
         start = time.perf_counter()
         try:
-            return super()._post(body)
+            return super()._post(body, key)
         finally:
             self.latencies.append(time.perf_counter() - start)
 
@@ -70,12 +71,12 @@ def report(sender: int, i: int) -> StatsRecord:
     )
 
 
-def sender_main(url: str, sender: int, reports: int, timeout: float, out: str) -> None:
+def sender_main(url: str, sender: int, reports: int, timeout: float, out: str, limit_s: float) -> None:
     """One sender process: queue ``reports`` reports on a router (one per POST), wait until all are sent."""
     router = TimedRouter(url, batch_size=1, queue_size=reports, timeout=timeout)
     for i in range(reports):
         router.put([report(sender, i)])
-    drained = router.flush(timeout=3600)
+    drained = router.flush(timeout=limit_s)
     router.close()
     Path(out).write_text(
         json.dumps(
@@ -129,14 +130,14 @@ def _browse_until_done(browser: Any, url: str, procs: list[Any], deadline: float
     while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
         start = time.perf_counter()
         page.goto(f"{url}overview", timeout=120_000)
-        page.wait_for_selector("body[data-rendered]", timeout=120_000)
+        page.wait_for_selector(RENDERED, timeout=120_000)
         loads.append(time.perf_counter() - start)
     page.close()
     return loads, errors
 
 
 def run_load(
-    browser: Any, workdir: Path, senders: int, reports: int, *, timeout: float = 30.0, limit_s: float = 1800.0
+    browser: Any, workdir: Path, senders: int, reports: int, *, timeout: float = 30.0, limit_s: float = 900.0
 ) -> LoadResult:
     """Start the server, the senders and the browser's reload loop; check what was stored and shown."""
     storage = workdir / "load.db"
@@ -146,7 +147,7 @@ def run_load(
         ctx = multiprocessing.get_context("spawn")
         outs = [workdir / f"sender-{s}.json" for s in range(senders)]
         procs = [
-            ctx.Process(target=sender_main, args=(url, s, reports, timeout, str(outs[s])), daemon=True)
+            ctx.Process(target=sender_main, args=(url, s, reports, timeout, str(outs[s]), limit_s), daemon=True)
             for s in range(senders)
         ]
         start = time.perf_counter()
@@ -156,6 +157,9 @@ def run_load(
         page_loads, page_errors = _browse_until_done(browser, url, procs, deadline)
         for p in procs:
             p.join(timeout=max(1.0, deadline - time.monotonic()))
+            if p.is_alive():  # past the limit: its missing reports show in the counts below
+                p.terminate()
+                p.join(timeout=30)
         seconds = time.perf_counter() - start
         load_after = os.getloadavg()
         stats = [json.loads(o.read_text()) if o.exists() else {} for o in outs]

@@ -11,7 +11,7 @@ import ui_load
 
 def test_ui_load_concurrent_senders_with_browser_reading_lose_nothing(browser: Any, tmp_path: Path) -> None:
     senders, reports = 4, 100
-    result = ui_load.run_load(browser, tmp_path, senders, reports, timeout=60.0)
+    result = ui_load.run_load(browser, tmp_path, senders, reports, timeout=60.0, limit_s=300.0)
     expected = senders * reports
     assert result.dropped == 0, f"the routers dropped {result.dropped} reports; last errors {result.last_errors}"
     assert result.sent == expected
