@@ -182,10 +182,12 @@ def read_archive(
     """Read and validate a model archive from a local path or an fsspec URL.
 
     Safe on hostile files: only the five known members are read (anything else, a pickle included,
-    is refused unopened), sizes are checked against ``max_bytes`` before inflating, and reads are
-    bounded. Each tensor member's declared size must equal what its safetensors header implies, and with
-    ``expected`` stay within what the config implies, before its body is inflated. NaN or inf parameters
-    are loaded as is (a diverged model is still a model) and logged.
+    is refused unopened), sizes are checked against ``max_bytes`` before inflating (each JSON member
+    against 16 MiB, each safetensors header against 1 MiB), and reads are bounded. A FIFO, device or
+    folder at ``path`` is refused without being opened. Each tensor member's declared size must equal
+    what its safetensors header implies, and with ``expected`` stay within what the config implies,
+    before its body is inflated. NaN or inf parameters are loaded as is (a diverged model is still a
+    model) and logged.
 
     Args:
         path: Archive path or URL.
@@ -194,7 +196,8 @@ def read_archive(
             derives them from the config's layers).
 
     Raises:
-        ModelFormatError: The archive is corrupted, truncated, hostile or of a newer format.
+        ModelFormatError: The archive is corrupted, truncated, hostile or of a newer format, or ``path`` is
+            not a regular file.
         FileNotFoundError: Nothing exists at ``path``.
 
     Example:
@@ -226,8 +229,9 @@ def read_archive(
 def read_archive_metadata(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> ArchiveInfo:
     """Read only the config, the metadata and the parameter count: cheap even for a multi-GiB model.
 
-    The directory gets the same safety checks as ``read_archive``; of the tensors only the
-    safetensors header is read, so their bytes are not verified here.
+    The directory gets the same safety checks as ``read_archive`` (the JSON members and the safetensors
+    header are bounded the same way); of the tensors only the safetensors header is read, so their bytes
+    are not verified here.
 
     Example:
         >>> info = read_archive_metadata("model.zip")
