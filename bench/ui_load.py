@@ -64,9 +64,11 @@ def main() -> int:
               f"max {max(loads) * 1000:.0f} ms; browser errors: {len(r.page_errors)}")
     print(f"  load average before: {' '.join(f'{x:.2f}' for x in r.load_before)}, "
           f"after: {' '.join(f'{x:.2f}' for x in r.load_after)} ({os.cpu_count()} CPUs)")
-    ok = r.stored_rows == r.distinct_reports == r.api_records == r.shown_by_browser == expected and r.dropped == 0
-    print("nothing lost, nothing stored twice" if ok else "REPORTS LOST OR DUPLICATED")
-    return 0 if ok else 1
+    ok = r.stored_rows == r.distinct_reports == r.api_records == r.shown_by_browser == expected
+    print("server: nothing lost, nothing stored twice" if ok else "server: REPORTS LOST OR STORED TWICE")
+    if r.dropped:  # every attempt timed out at the client; the server may have stored the batch all the same
+        print(f"routers: {r.dropped} reports counted as dropped after {r.failed_requests} failed requests")
+    return 0 if ok and r.dropped == 0 else 1
 
 
 if __name__ == "__main__":
