@@ -331,14 +331,17 @@ def predict(
     output_col: str = "prediction",
     probabilities_col: str | None = None,
     batch_size: int = 1024,
+    check_input: bool = True,
 ) -> DataFrame:
     """Append the network's prediction to every row of ``df``, on the executors.
 
     Rows, their order within partitions and every input column are kept. The prediction is the class
     index (a double, as Spark ML) for classifiers (softmax / multi-class cross-entropy heads), else the
-    output vector as ``array<float>``, or a double when the network emits one value. The result is lazy:
-    errors raised on the executors (NaN features, say) surface at the action; run the action inside
-    ``deepspark.spark.typed_errors()`` to get the ``DataError``.
+    output vector as ``array<float>``, or a double when the network emits one value. The result is lazy,
+    but first (with ``check_input``, flat features) one JVM pass over the features refuses null rows,
+    null values, ragged widths and NaN/inf with a ``DataError`` naming the column, the count and the fix.
+    Without the check such rows fail at the action inside a Python worker; run the action inside
+    ``deepspark.spark.typed_errors()`` to get the worker's ``DataError`` then.
 
     Args:
         df: Input rows.
@@ -347,12 +350,14 @@ def predict(
         output_col: Name of the prediction column.
         probabilities_col: Also append the raw output vector (probabilities for classifiers) here.
         batch_size: Rows per forward pass.
+        check_input: Check the features (one extra pass in the JVM) before returning.
 
     Returns:
         ``df``'s columns plus ``output_col`` (and ``probabilities_col``).
 
     Raises:
-        DataError: a column is missing, has the wrong width, or an output column already exists.
+        DataError: a column is missing, has the wrong width, or an output column already exists; with
+            ``check_input``, rows are null, ragged or hold NaN/inf.
 
     Example:
         >>> predict(df, net, "features", probabilities_col="probability").show()  # doctest: +SKIP
@@ -374,6 +379,7 @@ def predict(
         batch_size=batch_size,
         element="float",
         sequence=sequence,
+        check_input=check_input,
     )
     tmp = f"__deepspark_{uuid.uuid4().hex}"
     columns = [F.col("`" + c.replace("`", "``") + "`") for c in df.columns]

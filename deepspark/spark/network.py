@@ -295,21 +295,27 @@ class SparkNetwork:
         features_col: str | Sequence[str] = "features",
         output_col: str = "prediction",
         probabilities_col: str | None = None,
+        check_input: bool = True,
     ) -> DataFrame:
         """Every input row and column, plus the prediction (class index for classifiers, as Spark ML).
 
-        Lazy, like any DataFrame transformation: bad rows (nulls, NaN, the wrong width) fail at the action.
-        Run the action inside ``deepspark.spark.typed_errors()`` to get the worker's ``DataError`` (naming the
+        Lazy, like any DataFrame transformation, but first one pass over the features in the JVM refuses null
+        rows, null values, the wrong width and NaN/inf with a ``DataError`` naming the column, how many rows and
+        the fix. ``check_input=False`` skips that pass (data known to be clean); bad rows then fail at the
+        action: run it inside ``deepspark.spark.typed_errors()`` to get the worker's ``DataError`` (naming the
         column, partition and row) instead of Spark's ``PythonException``.
 
         Example:
+            >>> spark_net.predict(df).write.parquet("predictions")                 # doctest: +SKIP
             >>> from deepspark.spark import typed_errors
             >>> with typed_errors("scoring"):                                    # doctest: +SKIP
-            ...     spark_net.predict(df).write.parquet("predictions")
+            ...     spark_net.predict(clean_df, check_input=False).write.parquet("predictions")
         """
         from deepspark.spark import _inference
 
-        return _inference.predict(df, self.network, features_col, output_col, probabilities_col)
+        return _inference.predict(
+            df, self.network, features_col, output_col, probabilities_col, check_input=check_input
+        )
 
 
 def _check_checkpoint_dir(path: Path) -> None:
