@@ -29,7 +29,7 @@ def transform(
     columns: dict[str, str],
     batch_size: int,
     *,
-    check_input: bool = True,
+    check_input: bool = False,
 ) -> DataFrame:
     """``df`` plus the prediction columns named in ``columns`` (keys: prediction, probability, rawPrediction).
 

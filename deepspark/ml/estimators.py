@@ -223,7 +223,8 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
     checkInput: Param[bool] = Param(
         Params._dummy(),
         "checkInput",
-        "before transform returns, one JVM pass refuses null, ragged or NaN feature rows with a DataError",
+        "before transform returns, one JVM pass refuses null, ragged or NaN feature rows with a DataError "
+        "(off by default: transform stays lazy)",
         typeConverter=TypeConverters.toBoolean,
     )
 
@@ -237,7 +238,7 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
             probabilityCol="probability",
             rawPredictionCol="rawPrediction",
             batchSize=1024,
-            checkInput=True,
+            checkInput=False,
         )
 
     @property
@@ -273,8 +274,9 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
 
     def setCheckInput(self, value: bool) -> DeepSparkModel:
         """Whether ``transform`` first checks the features (one JVM pass): null rows, null values, the wrong
-        width and NaN/inf raise a ``DataError`` naming the column and the fix. ``False`` skips the pass; bad rows
-        then fail at the action (inside ``deepspark.spark.typed_errors()`` as that ``DataError``)."""
+        width and NaN/inf raise a ``DataError`` naming the column and the fix. Off by default, so ``transform``
+        stays lazy as Spark ML expects (pipelines, streaming); bad rows then fail at the action (inside
+        ``deepspark.spark.typed_errors()`` as the worker's ``DataError``)."""
         return self._set(checkInput=value)
 
     def getCheckInput(self) -> bool:

@@ -331,17 +331,18 @@ def predict(
     output_col: str = "prediction",
     probabilities_col: str | None = None,
     batch_size: int = 1024,
-    check_input: bool = True,
+    check_input: bool = False,
 ) -> DataFrame:
     """Append the network's prediction to every row of ``df``, on the executors.
 
     Rows, their order within partitions and every input column are kept. The prediction is the class
     index (a double, as Spark ML) for classifiers (softmax / multi-class cross-entropy heads), else the
-    output vector as ``array<float>``, or a double when the network emits one value. The result is lazy,
-    but first (with ``check_input``, flat features) one JVM pass over the features refuses null rows,
-    null values, ragged widths and NaN/inf with a ``DataError`` naming the column, the count and the fix.
-    Without the check such rows fail at the action inside a Python worker; run the action inside
-    ``deepspark.spark.typed_errors()`` to get the worker's ``DataError`` then.
+    output vector as ``array<float>``, or a double when the network emits one value. The result is lazy
+    (no job runs here, as with any Spark ML ``transform``): null, ragged or NaN rows fail at the action inside
+    a Python worker; run the action inside ``deepspark.spark.typed_errors()`` to get the worker's
+    ``DataError`` (column, partition, row). ``check_input=True`` (flat features, batch DataFrames) refuses
+    them at the call instead, for the price of one more pass over the features in the JVM (about as long as
+    decoding every feature array once).
 
     Args:
         df: Input rows.
@@ -350,7 +351,7 @@ def predict(
         output_col: Name of the prediction column.
         probabilities_col: Also append the raw output vector (probabilities for classifiers) here.
         batch_size: Rows per forward pass.
-        check_input: Check the features (one extra pass in the JVM) before returning.
+        check_input: Check the features (one extra pass in the JVM) before returning; off by default.
 
     Returns:
         ``df``'s columns plus ``output_col`` (and ``probabilities_col``).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deepspark._failures import spark_failures
-from deepspark.errors import DataError
+from deepspark.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -32,6 +32,12 @@ def check_features(
     ``skip`` is the setting that turns the check off.
     """
     from pyspark.sql import functions as F
+
+    if df.isStreaming:
+        raise ConfigError(
+            f"a streaming DataFrame cannot be checked before its query starts: use {skip} (the default) and let "
+            "bad rows fail in the query"
+        )
 
     def rows(condition: Column) -> Column:
         return F.sum(F.when(condition, 1).otherwise(0))

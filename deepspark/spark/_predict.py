@@ -216,7 +216,7 @@ def prediction_struct(
     element: Literal["float", "double"],
     sequence: ColumnSpec | None = None,
     role: str = "features",
-    check_input: bool = True,
+    check_input: bool = False,
     skip: str = "check_input=False",
 ) -> tuple[Column, Kind]:
     """The UDF applied to ``df``'s features: a struct column with ``prediction`` (and ``raw``, ``probability``).

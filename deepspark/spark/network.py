@@ -295,21 +295,22 @@ class SparkNetwork:
         features_col: str | Sequence[str] = "features",
         output_col: str = "prediction",
         probabilities_col: str | None = None,
-        check_input: bool = True,
+        check_input: bool = False,
     ) -> DataFrame:
         """Every input row and column, plus the prediction (class index for classifiers, as Spark ML).
 
-        Lazy, like any DataFrame transformation, but first one pass over the features in the JVM refuses null
-        rows, null values, the wrong width and NaN/inf with a ``DataError`` naming the column, how many rows and
-        the fix. ``check_input=False`` skips that pass (data known to be clean); bad rows then fail at the
-        action: run it inside ``deepspark.spark.typed_errors()`` to get the worker's ``DataError`` (naming the
-        column, partition and row) instead of Spark's ``PythonException``.
+        Lazy, like any DataFrame transformation: no job runs here. Null rows, null values, the wrong width and
+        NaN/inf fail at the action; run it inside ``deepspark.spark.typed_errors()`` to get the worker's
+        ``DataError`` (naming the column, partition and row) instead of Spark's ``PythonException``. With
+        ``check_input=True`` one pass over the features in the JVM refuses such rows here, at the call, with a
+        ``DataError`` naming the column, how many rows and the fix (it costs about one more decode of every
+        feature array, so it is off by default).
 
         Example:
-            >>> spark_net.predict(df).write.parquet("predictions")                 # doctest: +SKIP
             >>> from deepspark.spark import typed_errors
             >>> with typed_errors("scoring"):                                    # doctest: +SKIP
-            ...     spark_net.predict(clean_df, check_input=False).write.parquet("predictions")
+            ...     spark_net.predict(df).write.parquet("predictions")
+            >>> spark_net.predict(untrusted_df, check_input=True)  # DataError here if rows are bad  # doctest: +SKIP
         """
         from deepspark.spark import _inference
 
