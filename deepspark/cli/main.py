@@ -22,7 +22,7 @@ from deepspark.cli.demo import frame as _frame
 from deepspark.cli.export_commands import add_export_commands
 from deepspark.cli.keras_commands import add_keras_commands
 from deepspark.cli.parsing import CommandParser, add_version_option, non_negative_int, positive_int
-from deepspark.cli.paths import check_new_output
+from deepspark.cli.paths import check_new_output, regular_input
 from deepspark.cli.rl_commands import add_rl_commands
 from deepspark.cli.tune_commands import add_tune_command
 from deepspark.cli.ui_commands import add_ui_commands
@@ -68,9 +68,7 @@ def _load_config_or_archive(path: str) -> Any:
     from deepspark.config._spec import Spec
     from deepspark.nn import Network
 
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+    p = regular_input(path, "model archive or config")
     if p.suffix == ".json":
         return Network(Spec.from_json(p.read_bytes()))  # type: ignore[arg-type]
     return Network.load(p)

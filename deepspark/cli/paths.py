@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import stat
 from pathlib import Path
 
 from deepspark.errors import DeepSparkError, StorageError
@@ -27,6 +28,26 @@ def check_new_output(path: str | Path, overwrite: bool, option: str = "--output"
                 raise DeepSparkError(f"{option}: {parent} is a file, so {out} cannot be created")
             break
     return out
+
+
+def regular_input(path: str | Path, what: str = "input") -> Path:
+    """``path`` once it is known to be an existing regular file: a FIFO, device or folder is refused unopened
+    (reading a FIFO with no writer would block forever).
+
+    Raises:
+        FileNotFoundError: nothing exists at ``path``.
+        DeepSparkError: ``path`` is a folder, FIFO, socket or device.
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    if not stat.S_ISREG(mode):
+        kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+        kind = next((name for test, name in kinds if test(mode)), "a device")
+        raise DeepSparkError(f"{what} {p} is {kind}, not a regular file; not opened: pass the path of a file")
+    return p
 
 
 def _similar_files(path: Path) -> list[str]:
@@ -72,4 +93,4 @@ def existing_storage(
     return p
 
 
-__all__ = ["check_new_output", "existing_storage"]
+__all__ = ["check_new_output", "existing_storage", "regular_input"]

@@ -281,6 +281,12 @@ class Spec:
                     raise ConfigError(
                         f"missing 'type' for {_article(cls.kind)} {cls.kind}; {suggest(None, family)}", path
                     )
+            elif not isinstance(tag, str):  # a list or object would not even hash
+                raise ConfigError(
+                    f"expected a string tag for {_article(cls.kind)} {cls.kind}, got {_describe(tag)}; "
+                    f"{suggest(None, family)}",
+                    f"{path}.type".lstrip("."),
+                )
             elif tag not in _TAGS:
                 raise ConfigError(
                     f"unknown {cls.kind} type {tag!r}; {suggest(tag, family)}", f"{path}.type".lstrip(".")
@@ -388,12 +394,18 @@ def _loads(text: str | bytes) -> Any:
     return data
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: a coefficient beyond it cannot be written into a float32 tensor."""
+
+
 def check_non_negative(spec: Spec, *names: str) -> None:
-    """Every named numeric field (None allowed) is >= 0."""
+    """Every named numeric field (None allowed) is >= 0, finite and within float32's range (tensors hold it)."""
     for name in names:
         value = getattr(spec, name)
         if value is not None and value < 0:
             raise ConfigError(f"expected a number >= 0, got {value!r}", name)
+        if value is not None and not value <= FLOAT32_MAX:  # NaN fails every comparison
+            raise ConfigError(f"expected a finite number of at most {FLOAT32_MAX:.4g} (float32), got {value!r}", name)
 
 
 def check_probability(spec: Spec, *names: str, closed: bool = False) -> None:

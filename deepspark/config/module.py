@@ -17,7 +17,14 @@ from deepspark.config.input_types import InputType
 from deepspark.config.layers import Layer, LossLayer, TorchLayer
 from deepspark.config.layers.torch_layer import check_factory, check_shape
 from deepspark.config.names import Activation, Loss
-from deepspark.config.network import FORMAT_VERSION, GradientNormalization, LayerPlan, NetworkConfig
+from deepspark.config.network import (
+    FORMAT_VERSION,
+    GradientNormalization,
+    LayerPlan,
+    NetworkConfig,
+    Precision,
+    check_precision_dtype,
+)
 from deepspark.config.root import RootConfig
 from deepspark.config.updaters import Adam, Updater
 
@@ -49,7 +56,8 @@ class ModuleConfig(RootConfig):
         n_out: outputs per example (classes for a classifier).
         loss: the loss (DL4J's names: ``mcxent``, ``xent``, ``mse``...).
         activation: output activation; None picks softmax for ``mcxent``, sigmoid for ``xent``, else identity.
-        updater, seed, l1, l2, weight_decay, gradient_normalization, gradient_normalization_threshold, dtype:
+        updater, seed, l1, l2, weight_decay, gradient_normalization, gradient_normalization_threshold, dtype,
+        precision:
             as in ``NetworkConfig`` (l1/l2/weight decay apply to parameters with 2 or more dimensions). The
             module's initial parameters are drawn from ``seed``.
 
@@ -78,6 +86,7 @@ class ModuleConfig(RootConfig):
     gradient_normalization: GradientNormalization = "none"
     gradient_normalization_threshold: float = 1.0
     dtype: Literal["float32", "float64"] = "float32"
+    precision: Precision = "fp32"
     format_version: int = FORMAT_VERSION
 
     def __hash__(self) -> int:  # kwargs is a dict: hash the canonical JSON so the spec stays usable as a key
@@ -97,6 +106,7 @@ class ModuleConfig(RootConfig):
         check_positive(self, "n_out", "gradient_normalization_threshold")
         check_non_negative(self, "l1", "l2", "weight_decay")
         check_seed(self)
+        check_precision_dtype(self.precision, self.dtype)
 
     @property
     def output_activation(self) -> str:
@@ -132,6 +142,7 @@ class ModuleConfig(RootConfig):
             gradient_normalization=self.gradient_normalization,
             gradient_normalization_threshold=self.gradient_normalization_threshold,
             dtype=self.dtype,
+            precision=self.precision,
         )
 
     def plan(self) -> list[LayerPlan]:

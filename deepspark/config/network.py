@@ -16,6 +16,21 @@ from deepspark.errors import ConfigError
 FORMAT_VERSION = 1
 """Version of the JSON layout written by ``to_json``; readers refuse newer ones."""
 
+Precision = Literal["fp32", "bf16", "fp16"]
+"""Arithmetic of the forward pass: ``fp32``; ``bf16`` or ``fp16`` run it under ``torch.autocast`` (the master
+weights, gradients and updater state stay in ``dtype``; fp16 adds loss scaling and needs CUDA)."""
+
+
+def check_precision_dtype(precision: str, dtype: str) -> None:
+    """Mixed precision keeps float32 master weights: refuse it with ``dtype="float64"``."""
+    check(
+        precision == "fp32" or dtype == "float32",
+        "precision",
+        f"{precision} mixed precision keeps float32 master weights, but dtype is {dtype!r}: use dtype='float32', "
+        "or precision='fp32'",
+    )
+
+
 GradientNormalization = Literal[
     "none",
     "clip_element_wise",
@@ -83,6 +98,7 @@ class TrainingSettings(RootConfig):
     gradient_normalization: GradientNormalization = "none"
     gradient_normalization_threshold: float = 1.0
     dtype: Literal["float32", "float64"] = "float32"
+    precision: Precision = "fp32"
     format_version: int = FORMAT_VERSION
 
     def _validate(self) -> None:
@@ -96,6 +112,7 @@ class TrainingSettings(RootConfig):
         check_non_negative(self, "l1", "l2", "weight_decay")
         check_seed(self)
         check_positive(self, "gradient_normalization_threshold")
+        check_precision_dtype(self.precision, self.dtype)
 
 
 @register("network")

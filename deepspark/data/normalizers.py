@@ -55,17 +55,20 @@ def _out_dtype(x: np.ndarray) -> type[np.floating[Any]]:
 def _float_array(value: Any, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(f"expected an array of numbers, got {type(value).__name__}", name) from e
     if arr.size == 0 or not np.isfinite(arr).all():
         raise ConfigError("expected a non-empty array of finite numbers", name)
     return arr
 
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
 def _number(d: dict[str, Any], key: str) -> float:
     value = d[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ConfigError(f"expected a finite number, got {value!r}", key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+        raise ConfigError(f"expected a finite number, got {value!r:.60}", key)  # NaN fails the comparison
     return float(value)
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import struct
 import tempfile
 import zipfile
@@ -48,7 +49,11 @@ _ALLOWED = (CONFIG, PARAMS, UPDATER, NORMALIZER, METADATA)
 _TENSOR_NAME = {PARAMS: "params", UPDATER: "updater_state"}
 _DTYPES: dict[str, type[np.floating[Any]]] = {"F32": np.float32, "F64": np.float64}
 _RATIO_LIMIT, _RATIO_MIN_BYTES = 1000, 2**20
-_MAX_HEADER = 100_000_000  # safetensors' own cap on the JSON header
+_JSON_RATIO_LIMIT = 100  # JSON members deflate 2x (float lists) to ~30x (ResNet-50's config); a bomb, ~1000x
+# Each JSON member (config, metadata, normalizer) at most: ResNet-50's config is 79 KB, a per-pixel normalizer of
+# 224x224x3 images about 7 MB; parsing holds several times the text in memory, so the cap bounds that too.
+_MAX_JSON_BYTES = 16 * 2**20
+_MAX_HEADER = 2**20  # one tensor's safetensors header is ~100 bytes; safetensors itself allows 100 MB
 _HEADER_SLACK = 2**16  # header bytes allowed beyond what the config implies (one tensor's entry and metadata)
 
 TensorSizes = Callable[[str], Mapping[str, int]]
@@ -57,6 +62,13 @@ TensorSizes = Callable[[str], Mapping[str, int]]
 _PROTOCOL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 _log = logging.getLogger(__name__)
+_FILE_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
 
 FloatArray = npt.NDArray[np.floating[Any]]
 
@@ -170,10 +182,12 @@ def read_archive(
     """Read and validate a model archive from a local path or an fsspec URL.
 
     Safe on hostile files: only the five known members are read (anything else, a pickle included,
-    is refused unopened), sizes are checked against ``max_bytes`` before inflating, and reads are
-    bounded. Each tensor member's declared size must equal what its safetensors header implies, and with
-    ``expected`` stay within what the config implies, before its body is inflated. NaN or inf parameters
-    are loaded as is (a diverged model is still a model) and logged.
+    is refused unopened), sizes are checked against ``max_bytes`` before inflating (each JSON member
+    against 16 MiB, each safetensors header against 1 MiB), and reads are bounded. A FIFO, device or
+    folder at ``path`` is refused without being opened. Each tensor member's declared size must equal
+    what its safetensors header implies, and with ``expected`` stay within what the config implies,
+    before its body is inflated. NaN or inf parameters are loaded as is (a diverged model is still a
+    model) and logged.
 
     Args:
         path: Archive path or URL.
@@ -182,7 +196,8 @@ def read_archive(
             derives them from the config's layers).
 
     Raises:
-        ModelFormatError: The archive is corrupted, truncated, hostile or of a newer format.
+        ModelFormatError: The archive is corrupted, truncated, hostile or of a newer format, or ``path`` is
+            not a regular file.
         FileNotFoundError: Nothing exists at ``path``.
 
     Example:
@@ -214,8 +229,9 @@ def read_archive(
 def read_archive_metadata(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> ArchiveInfo:
     """Read only the config, the metadata and the parameter count: cheap even for a multi-GiB model.
 
-    The directory gets the same safety checks as ``read_archive``; of the tensors only the
-    safetensors header is read, so their bytes are not verified here.
+    The directory gets the same safety checks as ``read_archive`` (the JSON members and the safetensors
+    header are bounded the same way); of the tensors only the safetensors header is read, so their bytes
+    are not verified here.
 
     Example:
         >>> info = read_archive_metadata("model.zip")
@@ -331,14 +347,26 @@ def _raise(src: str, message: str) -> NoReturn:
 @contextlib.contextmanager
 def _open_zip(src: str) -> Iterator[zipfile.ZipFile]:
     """Open the archive; a missing file raises FileNotFoundError, anything not a sound zip ModelFormatError."""
+    if not _PROTOCOL.match(src):
+        _check_regular_file(src)
     with fsspec.open(src, "rb") if _PROTOCOL.match(src) else open(src, "rb") as raw:
         try:
             zf = zipfile.ZipFile(raw)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, struct.error) as e:
+        except (
+            zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, struct.error, NotImplementedError
+        ) as e:  # NotImplementedError: a "version needed to extract" beyond zipfile's
             hint = "a model archive is the .zip that Network.save writes; if it was copied, copy it again"
             raise _fail(src, f"not a zip file, or truncated ({e}): {hint}") from e
         with zf:
             yield zf
+
+
+def _check_regular_file(src: str) -> None:
+    """Refuse a FIFO, device, socket or folder before opening it: opening a FIFO blocks until a writer comes."""
+    mode = os.stat(src).st_mode  # FileNotFoundError for a missing file, as open() would raise
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+        _raise(src, f"is a {kind}, not a regular file; not opened: pass the path of the .zip that Network.save wrote")
 
 
 def _unsafe_name(name: str) -> bool:
@@ -352,7 +380,9 @@ def _check_directory(zf: zipfile.ZipFile, src: str, max_bytes: int) -> dict[str,
     allowed = ", ".join(_ALLOWED)
     for info in infos:
         name = info.filename
-        if name.endswith("/") or info.is_dir():
+        if not name:  # zipfile's is_dir() would raise IndexError on it
+            _raise(src, "holds a member with an empty name (a corrupted directory entry): re-copy the file")
+        if name.endswith("/"):
             _raise(src, f"holds a directory entry {name!r}; model archives hold only top-level files ({allowed})")
         if _unsafe_name(name) or info.orig_filename != name:
             _raise(src, f"member name {name!r} is an absolute or escaping path: refusing a possibly hostile file")
@@ -375,9 +405,16 @@ def _check_directory(zf: zipfile.ZipFile, src: str, max_bytes: int) -> dict[str,
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             method = info.compress_type
             _raise(src, f"member {info.filename!r} uses compression method {method}, not stored or deflated")
-        if info.file_size > _RATIO_MIN_BYTES and info.file_size > _RATIO_LIMIT * max(info.compress_size, 1):
+        if info.filename.endswith(".json") and info.file_size > _MAX_JSON_BYTES:
+            _raise(
+                src,
+                f"member {info.filename!r} declares {info.file_size} bytes, more than the {_MAX_JSON_BYTES} a JSON "
+                "member may hold: corrupted or hostile, not inflated; re-save the model",
+            )
+        limit = _RATIO_LIMIT if info.filename.endswith(".safetensors") else _JSON_RATIO_LIMIT
+        if info.file_size > _RATIO_MIN_BYTES and info.file_size > limit * max(info.compress_size, 1):
             sizes = f"{info.compress_size} bytes to {info.file_size}"
-            _raise(src, f"member {info.filename!r} would inflate {sizes} (over {_RATIO_LIMIT}x): a likely zip bomb")
+            _raise(src, f"member {info.filename!r} would inflate {sizes} (over {limit}x): a likely zip bomb")
     return {i.filename: i for i in infos}
 
 

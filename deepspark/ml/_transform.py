@@ -28,10 +28,13 @@ def transform(
     features_col: str | Sequence[str],
     columns: dict[str, str],
     batch_size: int,
+    *,
+    check_input: bool = False,
 ) -> DataFrame:
     """``df`` plus the prediction columns named in ``columns`` (keys: prediction, probability, rawPrediction).
 
-    Lazy: the work runs in the caller's next action, on the executors, through one Arrow UDF.
+    Lazy: the work runs in the caller's next action, on the executors, through one Arrow UDF. With
+    ``check_input``, one JVM pass first refuses null, ragged or NaN feature rows with a ``DataError``.
     """
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
@@ -52,6 +55,8 @@ def transform(
         batch_size=batch_size,
         element="double",
         role="featuresCol",
+        check_input=check_input,
+        skip="setCheckInput(False)",
     )
     tmp = f"__deepspark_{uuid.uuid4().hex}"
     result = F.col(tmp)

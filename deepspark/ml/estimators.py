@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark import keyword_only
 from pyspark.ml.base import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLReader, MLWritable, MLWriter
 
@@ -219,6 +220,14 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
         >>> DeepSparkModel.load("/models/wine").transform(df).show()     # doctest: +SKIP
     """
 
+    checkInput: Param[bool] = Param(
+        Params._dummy(),
+        "checkInput",
+        "before transform returns, one JVM pass refuses null, ragged or NaN feature rows with a DataError "
+        "(off by default: transform stays lazy)",
+        typeConverter=TypeConverters.toBoolean,
+    )
+
     def __init__(self, network: Network | None = None) -> None:
         super().__init__()
         self._network = network
@@ -229,6 +238,7 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
             probabilityCol="probability",
             rawPredictionCol="rawPrediction",
             batchSize=1024,
+            checkInput=False,
         )
 
     @property
@@ -262,6 +272,17 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
         """Rows per inference batch on the executors."""
         return self._set(batchSize=value)
 
+    def setCheckInput(self, value: bool) -> DeepSparkModel:
+        """Whether ``transform`` first checks the features (one JVM pass): null rows, null values, the wrong
+        width and NaN/inf raise a ``DataError`` naming the column and the fix. Off by default, so ``transform``
+        stays lazy as Spark ML expects (pipelines, streaming); bad rows then fail at the action (inside
+        ``deepspark.spark.typed_errors()`` as the worker's ``DataError``)."""
+        return self._set(checkInput=value)
+
+    def getCheckInput(self) -> bool:
+        """Whether ``transform`` checks the features first."""
+        return bool(self.getOrDefault(self.checkInput))
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
         net = self.network
         columns = {"prediction": self.getPredictionCol()}
@@ -270,7 +291,9 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
             for key, value in wanted:
                 if value:
                     columns[key] = value
-        return _transform.transform(dataset, net, self.getFeaturesCol(), columns, self.getBatchSize())
+        return _transform.transform(
+            dataset, net, self.getFeaturesCol(), columns, self.getBatchSize(), check_input=self.getCheckInput()
+        )
 
     def write(self) -> MLWriter:
         """A writer of the stage folder (metadata JSON + ``model.zip``)."""

@@ -47,7 +47,7 @@ def _pool_mask(mask: Tensor | None, kernel: int, stride: int, padding: int, dila
 def _avg_excluding_pad(x: Tensor, pad: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]) -> Tensor:
     """Average pooling over explicitly padded input whose divisor counts only the real values."""
     pool = F.avg_pool2d if x.dim() == 4 else F.avg_pool1d
-    ones = F.pad(torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype), pad)
+    ones = F.pad(torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device), pad)
     return pool(F.pad(x, pad), kernel, stride) / pool(ones, kernel, stride)  # type: ignore[operator]
 
 

@@ -172,7 +172,7 @@ class FitSession:
         self.loop = FitLoop(net, History())
         self.validate = validate
         self.progress = EpochProgress(epochs, resolve_verbose(verbose), unit=unit)
-        self._loss_sum = torch.zeros((), dtype=torch.float64)
+        self._loss_sum = torch.zeros((), dtype=torch.float64, device=net.device)  # where the scores are
         self._steps = 0
         self._open = False
 

@@ -28,14 +28,14 @@ class Segment:
 class FlatBuffers:
     """Binds a module's parameters and gradients to two flat buffers (see module docstring)."""
 
-    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, module: nn.Module, dtype: torch.dtype, device: torch.device | str = "cpu") -> None:
         params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         frozen = [(n, p) for n, p in module.named_parameters() if not p.requires_grad and p.is_floating_point()]
         buffers = [(n, b) for n, b in module.named_buffers() if b.is_floating_point()]
         self.n_trainable = sum(p.numel() for _, p in params)
         n_total = self.n_trainable + sum(t.numel() for _, t in [*frozen, *buffers])
-        self.params = torch.zeros(n_total, dtype=dtype)
-        self.grads = torch.zeros(self.n_trainable, dtype=dtype)
+        self.params = torch.zeros(n_total, dtype=dtype, device=device)
+        self.grads = torch.zeros(self.n_trainable, dtype=dtype, device=device)
         self.segments: list[Segment] = []
         offset = 0
         with torch.no_grad():

@@ -80,7 +80,7 @@ def _stack(plan: VertexPlan, ins: list[Masked]) -> Masked:
     xs = [x for x, _ in ins]
     if all(m is None for _, m in ins):
         return torch.cat(xs), None
-    masks = [torch.ones(x.shape[:2], dtype=torch.float32) if m is None else m for x, m in ins]
+    masks = [torch.ones(x.shape[:2], dtype=torch.float32, device=x.device) if m is None else m for x, m in ins]
     return torch.cat(xs), torch.cat(masks)
 
 

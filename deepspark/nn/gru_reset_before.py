@@ -14,7 +14,7 @@ from torch import Tensor
 
 def _reverse_valid(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse each sequence's first ``lengths[i]`` steps in place of order; padding steps stay where they are."""
-    steps = torch.arange(x.shape[1]).unsqueeze(0)
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
     idx = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)
     return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
@@ -25,7 +25,10 @@ def gru_reset_before(
     """Run the reset-before GRU over (N, T, F) input; returns (N, T, hidden)."""
     n, t, _ = x.shape
     hidden = w_hh.shape[1]
-    lengths = torch.full((n,), t, dtype=torch.int64) if mask is None else mask.sum(dim=1).to(torch.int64)
+    if mask is None:
+        lengths = torch.full((n,), t, dtype=torch.int64, device=x.device)
+    else:
+        lengths = mask.sum(dim=1).to(torch.int64)
     if reverse:
         x = _reverse_valid(x, lengths)
     gates_x = torch.nn.functional.linear(x, w_ih, b_ih)  # (N, T, 3H): every step's input part at once

@@ -21,6 +21,7 @@ from deepspark.config.module import ModuleConfig
 from deepspark.config.network import NetworkConfig
 from deepspark.errors import ConfigError, DataError, DeepSparkError, TrainingDivergedError
 from deepspark.nn.callbacks import Callback
+from deepspark.nn.device import check_precision, resolve_device
 from deepspark.nn.fit_session import FitSession, OnDivergence, local_validator, validation_names
 from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
@@ -35,6 +36,7 @@ from deepspark.nn.inputs import (
 )
 from deepspark.nn.listeners import IterationInfo, TrainingListener
 from deepspark.nn.model import TORCH_DTYPES, Head, ModuleModel, ParamRole, SequentialModel
+from deepspark.nn.precision import MixedPrecision
 from deepspark.nn.regularization import GradientPostProcessor
 from deepspark.nn.updaters import FlatUpdater, make_updater
 
@@ -69,6 +71,10 @@ class Network:
     returns one array per output, and ``evaluate``/``evaluate_regression`` score the first output.
     Iterators may yield objects whose ``features``/``labels`` attributes are such lists.
 
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``) is where the flat buffers, the updater state
+    and every minibatch live; inputs and outputs stay numpy arrays on the host, and archives do not depend on
+    it. The config's ``precision`` (``bf16``/``fp16``) runs the forward pass under ``torch.autocast``.
+
     Example:
         >>> conf = NetworkConfig(input_type=InputType.feed_forward(64),
         ...                      layers=(Dense(n_out=32, activation="relu"), Output(n_out=10)))
@@ -77,7 +83,7 @@ class Network:
         >>> print(net.evaluate(x_test, y_test).stats())              # doctest: +SKIP
     """
 
-    def __init__(self, config: NetworkConfig | GraphConfig | ModuleConfig) -> None:
+    def __init__(self, config: NetworkConfig | GraphConfig | ModuleConfig, *, device: str = "cpu") -> None:
         compile_model = MODELS.get(type(config))
         if compile_model is None:
             hint = ""
@@ -90,13 +96,16 @@ class Network:
                               f"{hint}")
         self.config: NetworkConfig | GraphConfig | ModuleConfig | None = config
         dtype = TORCH_DTYPES[config.dtype]
+        where = resolve_device(device)  # before any allocation: a device that is not there fails here
+        check_precision(config.precision, where)
         if not isinstance(config, ModuleConfig):
             from deepspark.nn.counting import check_memory
 
             check_memory(config)  # shapes only, on the meta device: refuse before allocating
         model = compile_model(config)
         model.init_params(config.weight_init, torch.Generator().manual_seed(config.seed))
-        self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed)
+        self._setup(model, model.heads, model.param_roles(), config.updater, dtype, config.seed, where)
+        self.mixed = MixedPrecision(config.precision, where.type)
         self.post = GradientPostProcessor.from_config(config, self.flat, self.roles)
         first = config.layers[0]
         self._vocab: int | None = first.vocab_size if isinstance(first, (Embedding, EmbeddingSequence)) else None
@@ -116,14 +125,20 @@ class Network:
         updater: Updater,
         dtype: torch.dtype,
         seed: int,
+        device: torch.device,
     ) -> None:
+        if device.type != "cpu":
+            model.to(device)  # integer buffers too; the floating-point ones move into the flat buffer next
         self.model: SequentialModel | GraphModel | _ModuleModel = model
         self.heads = heads
         self.roles = roles
         self.dtype = dtype
         self.seed = seed
-        self.flat = FlatBuffers(model, dtype)
-        self.updater: FlatUpdater = make_updater(updater, self.flat.n_trainable, dtype)
+        self.device = device
+        self.mixed = MixedPrecision("fp32", device.type)
+        self.step_skipped = False  # fp16: the last compute_gradient overflowed (its gradient is zero)
+        self.flat = FlatBuffers(model, dtype, device)
+        self.updater: FlatUpdater = make_updater(updater, self.flat.n_trainable, dtype, device)
         self.iteration = 0
         self.epoch = 0
         self.listeners: list[TrainingListener] = []
@@ -144,6 +159,7 @@ class Network:
         activation: str | None = None,
         n_out: int,
         seed: int = 0,
+        device: str = "cpu",
     ) -> Network:
         """Wrap a user's ``torch.nn.Module`` (the escape hatch): flat buffers, updaters, fit/evaluate all apply.
 
@@ -167,7 +183,8 @@ class Network:
         dtype = params[0].dtype if params else torch.float32
         wrapped = _ModuleModel(module)
         roles = {name: ParamRole(0, name.split(".")[0], p.dim() > 1) for name, p in module.named_parameters()}
-        net._setup(wrapped, [Head(loss, act, n_out, False)], roles, updater or Adam(), dtype, seed)
+        net._setup(wrapped, [Head(loss, act, n_out, False)], roles, updater or Adam(), dtype, seed,
+                   resolve_device(device))
         net.post = GradientPostProcessor(net.flat, [], [])
         return net
 
@@ -179,7 +196,7 @@ class Network:
 
     def params(self) -> np.ndarray:
         """A copy of the flat parameter buffer."""
-        return np.array(self.flat.params.detach().numpy(), copy=True)
+        return np.array(self.flat.params.detach().cpu().numpy(), copy=True)
 
     def set_params(self, flat: np.ndarray | Tensor) -> None:
         """Overwrite all parameters from a flat buffer of ``num_params()`` values (views stay bound)."""
@@ -187,7 +204,7 @@ class Network:
 
     def updater_state(self) -> np.ndarray:
         """A copy of the flat updater state (moments, accumulators...)."""
-        return np.array(self.updater.state.detach().numpy(), copy=True)
+        return np.array(self.updater.state.detach().cpu().numpy(), copy=True)
 
     def set_updater_state(self, flat: np.ndarray | Tensor) -> None:
         """Overwrite the updater state from a flat buffer of matching length."""
@@ -326,6 +343,8 @@ class Network:
             raise DataError(f"epochs: expected a positive int, got {epochs}")
         if batch_size < 1:
             raise DataError(f"batch_size: expected a positive int, got {batch_size}")
+        if self.device.type != "cpu":  # a GPU's memory is small and fixed: say so before the first batch fails
+            self.check_device_memory(batch_size)
         arrays = y is not None or isinstance(x, (np.ndarray, Tensor))
         if arrays:
             if y is None:
@@ -378,7 +397,8 @@ class Network:
     def fit_batch(self, batch: Batch) -> Tensor:
         """One parameter update on prepared tensors; returns the (detached) score tensor."""
         score = self.compute_gradient(batch)
-        self.gradient_to_update()
+        if not self.step_skipped:  # fp16 overflow: the gradient was zeroed, the updater does not see this step
+            self.gradient_to_update()
         self.apply_update(self.flat.grads, score, _rows(batch[0]))
         return score
 
@@ -389,9 +409,10 @@ class Network:
         """Step 1: forward, backward and gradient post-processing into ``flat.grads``; returns the score.
 
         With ``postprocess=False`` the raw gradient stays (e.g. to all-reduce it first); call
-        ``postprocess_gradient`` before ``gradient_to_update`` then.
+        ``postprocess_gradient`` before ``gradient_to_update`` then. The batch is copied to the network's device
+        here (once per batch); with fp16 the loss is scaled for backward and the gradient unscaled after it.
         """
-        x, y, fmask, lmask = batch
+        x, y, fmask, lmask = self.to_device(batch)
         if y is None:
             raise DataError("a training minibatch has no labels")
         if not self.model.training:  # train() walks every submodule: only when a predict/evaluate left eval mode
@@ -400,12 +421,15 @@ class Network:
             seed_step_rng(self.seed * 1_000_003 + self.iteration)
         self.flat.grads.zero_()
         loss = self._loss(x, y, fmask, lmask)
+        scaler = self.mixed.scaler
         if loss.requires_grad:  # a parameter-free network has nothing to differentiate
-            loss.backward()  # type: ignore[no-untyped-call]
+            (loss if scaler is None else scaler.scale(loss)).backward()  # type: ignore[no-untyped-call]
+        if scaler is not None:
+            self.step_skipped = not scaler.unscale_(self.flat.grads)
         for listener in self.listeners:
             listener.on_gradient_calculation(self)
         score = loss.detach() + self.post.regularization_score()
-        if postprocess:
+        if postprocess and not self.step_skipped:  # a skipped fp16 step keeps its zero gradient
             self.postprocess_gradient()
         return score
 
@@ -430,7 +454,7 @@ class Network:
 
     def _loss(self, x: Slot, y: Slot, fmask: Slot | None, lmask: Slot | None) -> Tensor:
         """Sum over the heads of each head's mean loss (one head for a stack)."""
-        preouts = self.model.forward_preouts(_tensors(x), _seq(fmask))
+        preouts = self.preouts(x, fmask)
         total: Tensor | None = None
         for head, (preout, out_mask), labels, lm in zip(
             self.heads, preouts, _seq(y), _seq(lmask, len(self.heads)), strict=True
@@ -442,6 +466,20 @@ class Network:
             loss = mean_loss(per_example, mask)
             total = loss if total is None else total + loss
         return cast(Tensor, total)
+
+    def preouts(self, x: Slot, fmask: Slot | None = None) -> list[tuple[Tensor, Tensor | None]]:
+        """The heads' pre-activations; under mixed precision computed in autocast and returned in ``dtype``."""
+        if not self.mixed.enabled:
+            return self.model.forward_preouts(_tensors(x), _seq(fmask))
+        with self.mixed.autocast():
+            preouts = self.model.forward_preouts(_tensors(x), _seq(fmask))
+        return [(p.to(self.dtype), m) for p, m in preouts]
+
+    def to_device(self, batch: Batch) -> Batch:
+        """``batch`` on the network's device: on CUDA through pinned memory and non-blocking copies; as is on CPU."""
+        if self.device.type == "cpu":
+            return batch
+        return tuple(_moved(t, self.device) for t in batch)  # type: ignore[return-value]
 
     # ----------------------------------------------------------------- inference and scoring
 
@@ -464,10 +502,10 @@ class Network:
         outs: list[list[Tensor]] = [[] for _ in self.heads]
         n = _rows(data[0])
         for start in range(0, n, batch_size):
-            x, _, fmask, _ = self._slice(data, slice(start, start + batch_size))
-            preouts = self.model.forward_preouts(_tensors(x), _seq(fmask))
+            x, _, fmask, _ = self.to_device(self._slice(data, slice(start, start + batch_size)))
+            preouts = self.preouts(x, fmask)
             for out, act, (preout, _) in zip(outs, acts, preouts, strict=True):
-                out.append(act(preout))
+                out.append(act(preout).cpu())
         return [torch.cat(out) for out in outs]
 
     @torch.no_grad()
@@ -475,7 +513,7 @@ class Network:
         """Mean loss over the data (plus regularization), in inference mode."""
         self.model.eval()
         total, count = 0.0, 0
-        for x_b, y_b, fm, lm in self._eval_batches(x, y, batch_size):
+        for x_b, y_b, fm, lm in map(self.to_device, self._eval_batches(x, y, batch_size)):
             if y_b is None:
                 raise DataError("score needs labels")
             total += float(self._loss(x_b, y_b, fm, lm)) * _rows(x_b)
@@ -496,15 +534,15 @@ class Network:
         """Run every evaluation (anything with ``eval(labels, predictions, mask)``) over the data."""
         self.model.eval()
         act = activation_fn(self.heads[0].activation)
-        for xb, yb, fm, lm in self._eval_batches(x, y, batch_size):
+        for xb, yb, fm, lm in map(self.to_device, self._eval_batches(x, y, batch_size)):
             if yb is None:
                 raise DataError("evaluation needs labels")
-            preout, out_mask = self.model.forward_preouts(_tensors(xb), _seq(fm))[0]  # graphs: the first output
-            pred = act(preout).numpy()
+            preout, out_mask = self.preouts(xb, fm)[0]  # graphs: the first output
+            pred = act(preout).cpu().numpy()
             labels, lm0 = _seq(yb)[0], _seq(lm, len(self.heads))[0]
             mask = lm0 if lm0 is not None else out_mask
             for e in evaluations:
-                e.eval(cast(Tensor, labels).numpy(), pred, None if mask is None else mask.numpy())
+                e.eval(cast(Tensor, labels).cpu().numpy(), pred, None if mask is None else mask.cpu().numpy())
         return evaluations
 
     def evaluate(
@@ -540,10 +578,23 @@ class Network:
         return summary(self)
 
     def memory_report(self, batch_size: int = 32) -> Any:
-        """Estimated bytes for parameters, gradients, updater state and activations at ``batch_size``."""
+        """Estimated bytes for parameters, gradients, updater state and activations at ``batch_size`` on this
+        network's device, with what the device has free (``fits``; ``warning()`` when it does not)."""
         from deepspark.nn.report import memory_report
 
         return memory_report(self, batch_size)
+
+    def check_device_memory(self, batch_size: int) -> str | None:
+        """Warn (``RuntimeWarning``, and the ``deepspark`` log) when training at ``batch_size`` would not fit in
+        the device's free memory; returns the message, or None when it fits or is unknown."""
+        message: str | None = self.memory_report(batch_size).warning()
+        if message is not None:
+            import logging
+            import warnings
+
+            logging.getLogger("deepspark").warning("%s", message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return message
 
     def save(
         self, path: str | Path, *, save_updater: bool = True, normalizer: Any = None, allow_non_finite: bool = False
@@ -583,11 +634,14 @@ class Network:
         return export_torch(self, path)
 
     @staticmethod
-    def load(path: str | Path) -> Network:
-        """Read an archive written by ``save``; hostile or damaged files raise ``ModelFormatError``."""
+    def load(path: str | Path, *, device: str = "cpu") -> Network:
+        """Read an archive written by ``save`` onto ``device``; hostile or damaged files raise ``ModelFormatError``.
+
+        Archives hold host arrays only: one saved from a GPU loads on a CPU-only machine and the other way round.
+        """
         from deepspark.nn.persist import load_network
 
-        return load_network(path)
+        return load_network(path, device=device)
 
     def __repr__(self) -> str:
         n_layers = len(self.config.layers) if self.config is not None else "?"
@@ -633,6 +687,17 @@ def _length(data: Any) -> int | None:
 def _rows(t: Slot) -> int:
     first = t[0] if isinstance(t, tuple) else t
     return int(cast(Tensor, first).shape[0])
+
+
+def _moved(t: Slot | None, device: torch.device) -> Slot | None:
+    """A batch slot copied to ``device`` (pinned host memory first, so the copy does not block the host)."""
+    if isinstance(t, tuple):
+        return tuple(_moved(s, device) for s in t)  # type: ignore[misc]
+    if t is None or t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 
 def _take(t: Slot | None, idx: Tensor | slice) -> Slot | None:

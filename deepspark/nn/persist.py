@@ -72,7 +72,7 @@ def _tensor_bounds(config_json: str, path: str | os.PathLike[str]) -> dict[str, 
     return {PARAMS: n, UPDATER: config.updater.state_size(n)}
 
 
-def load_network(path: str | os.PathLike[str]) -> Network:
+def load_network(path: str | os.PathLike[str], *, device: str = "cpu") -> Network:
     """Rebuild a ``Network`` from an archive; damaged or hostile archives raise ``ModelFormatError``."""
     archive = read_archive(path, expected=lambda text: _tensor_bounds(text, path))
     try:
@@ -80,7 +80,7 @@ def load_network(path: str | os.PathLike[str]) -> Network:
     except ConfigError as e:
         raise ModelFormatError(f"model archive {path}: config.json is not a valid network config: {e}") from None
     try:
-        net = Network(config)  # type: ignore[arg-type]
+        net = Network(config, device=device)  # type: ignore[arg-type]
     except ConfigError as e:  # a factory that is gone, or builds something else now
         raise ModelFormatError(
             f"model archive {path}: cannot rebuild the network{_factories(config)}: {e}"

@@ -38,7 +38,7 @@ class GradientPostProcessor:
         self.l1, self.l2, self.wd = l1, l2, weight_decay
         needs_scratch = l1 is not None or l2 is not None
         self.scratch = torch.empty_like(flat.grads) if needs_scratch else None
-        self._zero = torch.zeros((), dtype=flat.params.dtype)
+        self._zero = torch.zeros((), dtype=flat.params.dtype, device=flat.params.device)
 
     @classmethod
     def from_config(
@@ -46,8 +46,8 @@ class GradientPostProcessor:
     ) -> GradientPostProcessor:
         """Coefficient buffers and normalization groups for a compiled config (``role.layer`` indexes its layers)."""
         n = flat.n_trainable
-        coef = {"l1": torch.zeros(n, dtype=flat.params.dtype), "l2": torch.zeros(n, dtype=flat.params.dtype),
-                "weight_decay": torch.zeros(n, dtype=flat.params.dtype)}
+        coef = {key: torch.zeros(n, dtype=flat.params.dtype, device=flat.params.device)
+                for key in ("l1", "l2", "weight_decay")}
         used = dict.fromkeys(coef, False)
         layer_spans: dict[int, list[int]] = {}
         param_ranges = []

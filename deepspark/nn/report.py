@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
+
 from deepspark.config.graph import GraphConfig
 
 if TYPE_CHECKING:
@@ -71,10 +73,13 @@ def _graph_row(p: VertexPlan, counts: dict[int, int]) -> tuple[str, str, str, st
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """Estimated training memory at one batch size, in bytes.
+    """Estimated training memory at one batch size, in bytes, on the network's device.
 
     ``activations`` lists, per layer, what the forward pass keeps for the backward pass: the layer's
-    output, plus its pre-activation when the activation is not the identity, plus pooling indices.
+    output, plus its pre-activation when the activation is not the identity, plus pooling indices
+    (2-byte values under bf16/fp16 mixed precision). ``device`` is where it all lives and ``available``
+    what that device can still hand out (``torch.cuda.mem_get_info`` on CUDA, ``MemAvailable`` on the
+    CPU; None when unknown).
     """
 
     batch_size: int
@@ -83,6 +88,23 @@ class MemoryReport:
     updater_state: int
     input: int
     activations: tuple[tuple[str, int], ...]
+    device: str = "cpu"
+    available: int | None = None
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether ``total`` fits in ``available`` (None when the device's free memory is unknown)."""
+        return None if self.available is None else self.total <= self.available
+
+    def warning(self) -> str | None:
+        """A message saying the fit would not fit on the device, with what to change; None when it fits."""
+        if self.fits is not False:
+            return None
+        return (
+            f"training at batch size {self.batch_size} needs about {_human(self.total)} on {self.device} but it has "
+            f"{_human(self.available or 0)} free: lower batch_size (activations: {_human(self.activation_total)}), "
+            "use precision='bf16' or 'fp16' on a GPU, or a device with more memory"
+        )
 
     @property
     def activation_total(self) -> int:
@@ -103,12 +125,16 @@ class MemoryReport:
                  f"  activations     {_human(self.activation_total):>12}"]
         lines += [f"    {name:<14}{_human(b):>12}" for name, b in self.activations]
         lines.append(f"  total           {_human(self.total):>12}")
+        if self.available is not None:
+            verdict = "fits" if self.fits else "does NOT fit"
+            lines.append(f"  {self.device} free {_human(self.available):>12}  ({verdict})")
         return "\n".join(lines)
 
 
 def memory_report(net: Network, batch_size: int) -> MemoryReport:
     """Estimate training memory of a config-built network from its inferred shapes."""
     item = net.flat.params.element_size()
+    act_item = 2 if net.mixed.enabled else item  # autocast keeps bf16/fp16 activations for backward
     acts: list[tuple[str, int]] = []
     input_bytes = 0
     if net.config is not None:
@@ -122,10 +148,10 @@ def memory_report(net: Network, batch_size: int) -> MemoryReport:
             if activation != "identity":
                 factor += 1.0
             if getattr(plan.layer, "pooling", None) == "max":
-                factor += 8 / item  # int64 argmax indices kept for the backward pass
+                factor += 8 / act_item  # int64 argmax indices kept for the backward pass
             if plan.layer.dropout > 0:
                 factor += 1.0
-            acts.append((plan.name, int(per_example * batch_size * item * factor)))
+            acts.append((plan.name, int(per_example * batch_size * act_item * factor)))
     return MemoryReport(
         batch_size=batch_size,
         params=net.flat.params.numel() * item,
@@ -133,4 +159,18 @@ def memory_report(net: Network, batch_size: int) -> MemoryReport:
         updater_state=net.updater.state.numel() * item,
         input=input_bytes,
         activations=tuple(acts),
+        device=str(net.device),
+        available=device_available(net.device),
     )
+
+
+def device_available(device: torch.device) -> int | None:
+    """Bytes ``device`` can still hand out: free CUDA memory, or the host's available memory for the CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        from deepspark.nn.counting import available_memory
+
+        return available_memory()
+    return None

@@ -69,7 +69,7 @@ class SpatialDropoutLayer(CompiledLayer):
             return x, mask
         # one keep/drop draw per (example, channel): over all pixels of images, over all steps of sequences
         shape = (x.shape[0], x.shape[1], 1, 1) if x.dim() == 4 else (x.shape[0], 1, x.shape[2])
-        keep = torch.empty(shape, dtype=x.dtype).bernoulli_(1.0 - self.rate) / (1.0 - self.rate)
+        keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.rate) / (1.0 - self.rate)
         return x * keep, mask
 
 

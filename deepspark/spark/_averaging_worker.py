@@ -144,6 +144,8 @@ def fit_round(task: RoundTask, index: int, batches: Iterator[Any]) -> Iterator[R
     t0 = time.time()
     net = load_model(task.model, training=True)
     net.iteration, net.epoch = task.iteration, task.epoch
+    if net.device.type != "cpu":  # the GPU Spark assigned this task: say so now if the batches will not fit
+        net.check_device_memory(task.batch_size)
     timer("model_init", t0, task.round)
     t0 = time.time()
     fresh = not has_block(task.fit_id, index)
@@ -196,14 +198,14 @@ class AveragingTrainer:
         self.save_updater = bool(master.save_updater) and net.updater.state.numel() > 0
         self.score_sum, self.steps, self.examples, self.seconds = 0.0, 0, 0, 0.0
         self.bytes_sent = self.bytes_received = self.elements_sent = 0
-        self._sums = torch.zeros(2, dtype=torch.float64)  # ranks that fitted, minibatches they fitted
+        self._sums = torch.zeros(2, dtype=torch.float64, device=net.device)  # ranks that fitted, their minibatches
         self._round = 0
 
     def agree_max(self, value: int) -> int:
         import torch
         import torch.distributed as dist
 
-        t = torch.tensor([value], dtype=torch.int64)
+        t = torch.tensor([value], dtype=torch.int64, device=self.net.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t[0])
 

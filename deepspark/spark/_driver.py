@@ -137,7 +137,7 @@ class FitContext:
                 seconds=time.time() - started,
                 workers=workers,
                 events=tuple(events),
-                params=net.flat.params.detach().numpy(),
+                params=net.flat.params.detach().cpu().numpy(),
             )
             notify(self.listeners, "on_round_done", net, report)
         if self.stats is not None:

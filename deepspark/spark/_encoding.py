@@ -48,21 +48,22 @@ class ThresholdCodec:
         tensor([ 0.1000,  0.0000,  0.0000, -0.1000])
     """
 
-    def __init__(self, n: int, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, n: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
         self.n = n
         self.dtype = dtype
+        self.device = torch.device(device)
         self.words = math.ceil(n / PER_WORD)
         self.capacity = HEADER + self.words  # a sparse message is never longer than the bitmap
-        self.residual = torch.zeros(n, dtype=dtype)
-        self.message = torch.zeros(self.capacity, dtype=torch.int32)
-        self._neg = torch.empty(n, dtype=torch.bool)
-        self._sent = torch.empty(n, dtype=torch.bool)
-        self._ids = torch.arange(1, n + 1, dtype=torch.int32)  # i + 1: the sparse format's unsigned id
-        self._abs = torch.empty(n, dtype=dtype)
-        self._codes = torch.zeros(self.words * PER_WORD, dtype=torch.int32)  # the tail past n stays 0
-        self._shifts = torch.arange(0, 2 * PER_WORD, 2, dtype=torch.int32)
-        self._table = torch.tensor([0.0, 1.0, -1.0, 0.0], dtype=dtype)
-        self._values = torch.empty(self.words * PER_WORD, dtype=dtype)
+        self.residual = torch.zeros(n, dtype=dtype, device=device)
+        self.message = torch.zeros(self.capacity, dtype=torch.int32, device=device)
+        self._neg = torch.empty(n, dtype=torch.bool, device=device)
+        self._sent = torch.empty(n, dtype=torch.bool, device=device)
+        self._ids = torch.arange(1, n + 1, dtype=torch.int32, device=device)  # i + 1: the sparse format's id
+        self._abs = torch.empty(n, dtype=dtype, device=device)
+        self._codes = torch.zeros(self.words * PER_WORD, dtype=torch.int32, device=device)  # tail past n stays 0
+        self._shifts = torch.arange(0, 2 * PER_WORD, 2, dtype=torch.int32, device=device)
+        self._table = torch.tensor([0.0, 1.0, -1.0, 0.0], dtype=dtype, device=device)
+        self._values = torch.empty(self.words * PER_WORD, dtype=dtype, device=device)
 
     def add(self, update: Tensor) -> None:
         """Accumulate an update into the residual (``encode`` does it too; this is for the first-tau probe)."""

@@ -18,20 +18,21 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepspark.data._arrow import ColumnSpec, blocks_to_arrays
-from deepspark.errors import DataError
+from deepspark.errors import ConfigError, DataError
+from deepspark.spark._placement import Placement, current_task_device, driver_placement
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from deepspark.nn import Network
 
-_MODELS: dict[str, tuple[Network, str]] = {}  # config hash -> (network, shipment key of the params it holds)
+_MODELS: dict[str, tuple[Network, str]] = {}  # config hash @ device -> (network, shipment key of its params)
 _MODEL_CACHE_SIZE = 2  # enough to predict while evaluating; bounded memory
 _NORMALIZERS: dict[str, Any] = {}  # normalizer JSON hash -> normalizer
 _BLOCKS: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}  # (fit id, worker) -> features, labels
@@ -48,6 +49,7 @@ class ModelShipment:
         params: a ``Broadcast`` of the flat parameters' bytes.
         updater: a ``Broadcast`` of the flat updater state's bytes, or None (the state is zeroed then).
         normalizer_json: the network's normalizer, applied to features on the executors, or None.
+        placement: where each task computes (the GPU Spark assigned it, or the CPU).
     """
 
     config_json: str
@@ -56,6 +58,7 @@ class ModelShipment:
     params: Any
     updater: Any = None
     normalizer_json: str | None = None
+    placement: Placement = field(default_factory=Placement)
 
     def fetch(self) -> None:
         """Bring the broadcasts' bytes into this process (executor side; later reads are free)."""
@@ -79,8 +82,8 @@ def ship(sc: Any, net: Network, *, with_updater: bool, key: str) -> ModelShipmen
             "this network wraps a torch module (Network.from_module) and has no config to send to the executors; "
             "describe the module as ModuleConfig(factory='package.module:function', ...)"
         )
-    params = net.flat.params.detach().numpy()
-    updater = net.updater.state.detach().numpy() if with_updater and net.updater.state.numel() else None
+    params = net.flat.params.detach().cpu().numpy()
+    updater = net.updater.state.detach().cpu().numpy() if with_updater and net.updater.state.numel() else None
     return ModelShipment(
         config_json=net.config.to_json(indent=None),
         dtype=str(params.dtype),
@@ -88,6 +91,7 @@ def ship(sc: Any, net: Network, *, with_updater: bool, key: str) -> ModelShipmen
         params=sc.broadcast(params.tobytes()),
         updater=None if updater is None else sc.broadcast(updater.tobytes()),
         normalizer_json=None if net.normalizer is None else net.normalizer.to_json(),
+        placement=driver_placement(sc),
     )
 
 
@@ -102,7 +106,8 @@ def load_model(shipment: ModelShipment, *, training: bool = False) -> Network:
     copies them (and the shipped updater state, zeroed when none was shipped): it will change them, so the
     cache then marks the network as holding no shipment.
     """
-    key = _hash(shipment.config_json)
+    device = current_task_device(shipment.placement)
+    key = f"{_hash(shipment.config_json)}@{device}"
     cached = _MODELS.pop(key, None)
     if cached is None:
         from deepspark.config.root import config_from_json
@@ -110,7 +115,19 @@ def load_model(shipment: ModelShipment, *, training: bool = False) -> Network:
 
         while len(_MODELS) >= _MODEL_CACHE_SIZE:
             _MODELS.pop(next(iter(_MODELS)))
-        cached = (Network(config_from_json(shipment.config_json)), "")  # type: ignore[arg-type]
+        config = config_from_json(shipment.config_json)
+        try:
+            built = Network(config, device=device)  # type: ignore[arg-type]
+        except ConfigError as e:
+            if device == "cpu":
+                raise
+            raise ConfigError(
+                f"Spark assigned this task GPU {device!r} ({shipment.placement.resource!r} resource), but: "
+                f"{e.message}; "
+                "or set spark.deepspark.device=cpu to train on the executors' CPUs",
+                e.path,
+            ) from e
+        cached = (built, "")
     net, loaded = cached
     if training or loaded != shipment.key:
         net.set_params(np.frombuffer(shipment.params.value, dtype=np.dtype(shipment.dtype)))

@@ -150,8 +150,10 @@ def example_losses(net: Network, task: InferenceTask, x: np.ndarray, y: np.ndarr
             stop = start + task.batch_size
             xt = features_to_tensor(x[start:stop], input_type, net.dtype)
             yt = labels_to_tensor(y[start:stop], xt.shape[0], head, net.dtype)
-            preout, _ = net.model.forward_preouts([xt], [None])[0]
-            losses[start:stop] = per_example_loss(head.loss, head.activation, preout, yt).double().numpy()
+            xd, yd, _, _ = net.to_device((xt, yt, None, None))
+            preout, _ = net.preouts(xd)[0]
+            loss = per_example_loss(head.loss, head.activation, preout, yd)  # type: ignore[arg-type]
+            losses[start:stop] = loss.double().cpu().numpy()
     if task.include_regularization:
         losses += float(net.post.regularization_score())
     return losses
@@ -329,14 +331,18 @@ def predict(
     output_col: str = "prediction",
     probabilities_col: str | None = None,
     batch_size: int = 1024,
+    check_input: bool = False,
 ) -> DataFrame:
     """Append the network's prediction to every row of ``df``, on the executors.
 
     Rows, their order within partitions and every input column are kept. The prediction is the class
     index (a double, as Spark ML) for classifiers (softmax / multi-class cross-entropy heads), else the
-    output vector as ``array<float>``, or a double when the network emits one value. The result is lazy:
-    errors raised on the executors (NaN features, say) surface at the action; run the action inside
-    ``deepspark.spark.typed_errors()`` to get the ``DataError``.
+    output vector as ``array<float>``, or a double when the network emits one value. The result is lazy
+    (no job runs here, as with any Spark ML ``transform``): null, ragged or NaN rows fail at the action inside
+    a Python worker; run the action inside ``deepspark.spark.typed_errors()`` to get the worker's
+    ``DataError`` (column, partition, row). ``check_input=True`` (flat features, batch DataFrames) refuses
+    them at the call instead, for the price of one more pass over the features in the JVM (about as long as
+    decoding every feature array once).
 
     Args:
         df: Input rows.
@@ -345,12 +351,14 @@ def predict(
         output_col: Name of the prediction column.
         probabilities_col: Also append the raw output vector (probabilities for classifiers) here.
         batch_size: Rows per forward pass.
+        check_input: Check the features (one extra pass in the JVM) before returning; off by default.
 
     Returns:
         ``df``'s columns plus ``output_col`` (and ``probabilities_col``).
 
     Raises:
-        DataError: a column is missing, has the wrong width, or an output column already exists.
+        DataError: a column is missing, has the wrong width, or an output column already exists; with
+            ``check_input``, rows are null, ragged or hold NaN/inf.
 
     Example:
         >>> predict(df, net, "features", probabilities_col="probability").show()  # doctest: +SKIP
@@ -372,6 +380,7 @@ def predict(
         batch_size=batch_size,
         element="float",
         sequence=sequence,
+        check_input=check_input,
     )
     tmp = f"__deepspark_{uuid.uuid4().hex}"
     columns = [F.col("`" + c.replace("`", "``") + "`") for c in df.columns]

@@ -216,10 +216,14 @@ def prediction_struct(
     element: Literal["float", "double"],
     sequence: ColumnSpec | None = None,
     role: str = "features",
+    check_input: bool = False,
+    skip: str = "check_input=False",
 ) -> tuple[Column, Kind]:
     """The UDF applied to ``df``'s features: a struct column with ``prediction`` (and ``raw``, ``probability``).
 
-    Lazy: the work runs in the caller's next action. One broadcast of the parameters per call.
+    Lazy: the work runs in the caller's next action. One broadcast of the parameters per call. With
+    ``check_input`` (flat features only), one JVM pass first refuses null, ragged or NaN rows with a ``DataError``
+    (``skip`` names the setting that turns it off).
     """
     from pyspark.sql.pandas.functions import arrow_udf
 
@@ -236,6 +240,11 @@ def prediction_struct(
         field = getattr(net.config, "INPUT_FIELD", "input_type")
         column, shown = features_column(df, features_col, params_dtype, width, role, field)
         spec = ColumnSpec(features=(shown,), feature_kind="array", n_features=width)
+        if check_input:
+            from deepspark.spark._input_check import check_features
+
+            names = [features_col] if isinstance(features_col, str) else list(features_col)
+            check_features(df, column, shown, names, width, role=role, field=field, skip=skip)
     kind = output_kind(net.heads[0])
     task = PredictTask(
         model=ship(df.sparkSession.sparkContext, net, with_updater=False, key=uuid.uuid4().hex),

@@ -9,12 +9,17 @@ one-second polls on the JVM side (measured: ~1 s per call). Every wait is bounde
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+from deepspark.errors import ConfigError
+
 Backend = Literal["gloo", "nccl"]
+log = logging.getLogger("deepspark")
 
 
 class DriverStore:
@@ -72,22 +77,73 @@ class Member:
     store: Any  # kept alive for the group's lifetime
 
 
-def pick_backend(requested: str) -> Backend:
-    """The process-group backend for ``GradientSharing.backend``.
+def pick_backend(requested: str, devices: Sequence[str] = ()) -> tuple[Backend, str]:
+    """The process-group backend for a master's ``backend`` setting, and why, given each rank's device as
+    ``"<device>@<host>"`` (e.g. ``"cuda:1@node7"``; the host part may be left out).
 
-    ``auto`` is gloo: deepspark's ``Network`` computes on the CPU today, and NCCL only moves CUDA tensors.
+    ``auto`` is NCCL when every rank computes on its own CUDA device, gloo otherwise: NCCL moves CUDA tensors only,
+    and refuses two ranks on one GPU (``spark.task.resource.gpu.amount`` < 1 puts several tasks on one).
+
+    Raises:
+        ConfigError: ``nccl`` asked for while some rank computes on the CPU, or ranks share a GPU.
     """
-    return "nccl" if requested == "nccl" else "gloo"
+    cpu = [rank for rank, d in enumerate(devices) if not d.startswith("cuda")]
+    shared = len(set(devices)) < len(devices)
+    if requested == "gloo":
+        return "gloo", "backend='gloo' asked for"
+    if requested == "nccl":
+        if cpu or not devices:
+            raise ConfigError(
+                f"NCCL moves CUDA tensors only, but rank(s) {cpu} compute on the CPU; use 'auto' or 'gloo', or give "
+                "every task a GPU (spark.task.resource.gpu.amount, docs/gpu.md)",
+                "backend",
+            )
+        if shared:
+            raise ConfigError(
+                f"NCCL needs one GPU per rank, but ranks share GPUs ({', '.join(devices)}); use 'auto' or 'gloo', "
+                "or set spark.task.resource.gpu.amount=1",
+                "backend",
+            )
+        return "nccl", "backend='nccl' asked for"
+    if devices and not cpu:
+        if shared:
+            return "gloo", "ranks share a GPU, and NCCL needs one per rank"
+        return "nccl", "every rank has its own CUDA device"
+    if len(cpu) == len(devices):
+        return "gloo", "no rank has a CUDA device (CPU fallback)"
+    return "gloo", f"rank(s) {cpu} of {len(devices)} have no CUDA device (CPU fallback for all)"
 
 
-def join(host: str, port: int, prefix: str, rank: int, world_size: int, backend: str, timeout_s: float) -> Member:
-    """Join the stage attempt's process group through the driver's store; every rank calls it once."""
+def join(
+    host: str,
+    port: int,
+    prefix: str,
+    rank: int,
+    world_size: int,
+    backend: str,
+    timeout_s: float,
+    device: str = "cpu",
+) -> Member:
+    """Join the stage attempt's process group through the driver's store; every rank calls it once.
+
+    With ``auto`` or ``nccl`` the ranks first tell each other their device (``device`` and host) through the
+    store, so they all pick the same backend; the choice and its reason go to the ``deepspark`` log.
+    """
     import torch.distributed as dist
 
     timeout = timedelta(seconds=timeout_s)
-    chosen = pick_backend(backend)
     client = dist.TCPStore(host, port, None, is_master=False, timeout=timeout)  # type: ignore[attr-defined]
     store = dist.PrefixStore(prefix, client)  # type: ignore[attr-defined]
+    devices: list[str] = []
+    if backend != "gloo":
+        store.set(f"device/r{rank}", f"{device}@{socket.gethostname()}")
+        keys = [f"device/r{r}" for r in range(world_size)]
+        store.wait(keys, timeout)
+        devices = [bytes(store.get(k)).decode() for k in keys]
+    chosen, why = pick_backend(backend, devices)
+    some_cuda = any(d.startswith("cuda") for d in devices)
+    log.log(logging.WARNING if chosen == "gloo" and some_cuda else logging.INFO,
+            "rank %d/%d on %s: process group backend %s (%s)", rank, world_size, device, chosen, why)
     dist.init_process_group(chosen, store=store, rank=rank, world_size=world_size, timeout=timeout)
     return Member(rank, world_size, chosen, store)
 

@@ -33,29 +33,32 @@ class Trainer:
         self._tau: float = tau if tau is not None else (first if first is not None else 0.0)
         self._pending: Any = None
         if self.dense:
-            self._comm = [torch.empty(self.n, dtype=net.dtype) for _ in range(master.staleness * 2)]
+            self._comm = [torch.empty(self.n, dtype=net.dtype, device=net.device) for _ in range(master.staleness * 2)]
             self._buckets = GradientBuckets(net) if master.staleness == 0 else None
             return
         codec = _CODECS.get(self.n)
-        if codec is None or codec.dtype != net.dtype:
+        if codec is None or codec.dtype != net.dtype or codec.device != net.device:
             _CODECS.clear()
-            codec = ThresholdCodec(self.n, net.dtype)
+            codec = ThresholdCodec(self.n, net.dtype, net.device)
             _CODECS[self.n] = codec
         codec.residual.zero_()
         self.codec = codec
         self.rank = ThresholdRank(codec, self.algorithm, master.residual_post_processor, world, self._tau)
         slots = 1 + master.staleness  # staleness 1: one exchange in flight while the next step computes
-        self._send = [torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(slots)]
-        self._recv = [[torch.zeros(codec.capacity, dtype=torch.int32) for _ in range(world)] for _ in range(slots)]
-        self._lengths = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-        self._applied = torch.zeros(self.n, dtype=net.dtype)
+        on = net.device  # NCCL moves device tensors only; gloo takes them too
+        self._send = [torch.zeros(codec.capacity, dtype=torch.int32, device=on) for _ in range(slots)]
+        self._recv = [
+            [torch.zeros(codec.capacity, dtype=torch.int32, device=on) for _ in range(world)] for _ in range(slots)
+        ]
+        self._lengths = [torch.zeros(1, dtype=torch.int64, device=on) for _ in range(world)]
+        self._applied = torch.zeros(self.n, dtype=net.dtype, device=on)
 
     def agree_max(self, value: int) -> int:
         """The largest ``value`` over the ranks (how many examples the longest partition holds)."""
         import torch
         import torch.distributed as dist
 
-        t = torch.tensor([value], dtype=torch.int64)
+        t = torch.tensor([value], dtype=torch.int64, device=self.net.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t[0])
 
@@ -192,7 +195,7 @@ class Trainer:
     def _lengths_tensor(self, length: int) -> Any:
         import torch
 
-        return torch.tensor([length], dtype=torch.int64)
+        return torch.tensor([length], dtype=torch.int64, device=self.net.device)
 
     def finish(self) -> None:
         """End of the epoch: apply what is in flight, average the per-rank state; the residuals carry on into
@@ -221,7 +224,9 @@ class Trainer:
             dist.all_reduce(tail)
             tail.div_(self.world)
         check = torch.tensor(
-            [float(net.flat.params.double().sum()), float(net.flat.params.double().abs().sum())], dtype=torch.float64
+            [float(net.flat.params.double().sum()), float(net.flat.params.double().abs().sum())],
+            dtype=torch.float64,
+            device=net.device,
         )
         low, high = check.clone(), check.clone()
         dist.all_reduce(low, op=dist.ReduceOp.MIN)

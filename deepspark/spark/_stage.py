@@ -129,7 +129,7 @@ def _take_epoch(store: DriverStore, prefix: str, epoch: int, world: int, with_up
 def _absorb(ctx: FitContext, master: Any, epoch: int, taken: _Epoch, t_epoch: float) -> dict[str, float]:
     """Apply one epoch's state to the driver's network, record its events, report it; returns the trainer state."""
     net = ctx.net
-    dtype = net.flat.params.detach().numpy().dtype
+    dtype = np.dtype(str(net.flat.params.dtype).replace("torch.", ""))
     headers = [h for h, _ in taken.reports]
     lead = next(h for h in headers if h["rank"] == 0)
     steps = sum(int(h["steps"]) for h in headers)

@@ -158,6 +158,8 @@ def run_stage(task: StageTask, batches: Iterator[Any]) -> Iterator[Any]:
     t0 = time.time()
     net = load_model(task.model, training=True)
     net.iteration, net.epoch = task.iteration, task.epoch
+    if net.device.type != "cpu":  # the GPU Spark assigned this task: say so now if the batches will not fit
+        net.check_device_memory(task.batch_size)
     timer("model_init", t0, task.iteration)
     t0 = time.time()
     x, y = worker_block(task.fit_id, index, task.spec, task.model.normalizer_json, batches)
@@ -168,7 +170,8 @@ def run_stage(task: StageTask, batches: Iterator[Any]) -> Iterator[Any]:
         )
     t0 = time.time()
     member = _rendezvous.join(
-        task.store_host, task.store_port, task.prefix, index, task.world_size, task.backend, task.timeout
+        task.store_host, task.store_port, task.prefix, index, task.world_size, task.backend, task.timeout,
+        device=str(net.device),
     )
     timer(PHASE_RENDEZVOUS, t0, task.iteration, backend=member.backend)
     trainer: StageTrainer | None = None
@@ -217,9 +220,9 @@ def _publish(
         )
         header["reading"] = json.loads(reading)
     if index == 0:  # parameters first: the driver takes the epoch once every rank's report is there
-        store.set(epoch_key(epoch, "params"), net.flat.params.detach().numpy().tobytes())
+        store.set(epoch_key(epoch, "params"), net.flat.params.detach().cpu().numpy().tobytes())
         if net.updater.state.numel():
-            store.set(epoch_key(epoch, "updater"), net.updater.state.detach().numpy().tobytes())
+            store.set(epoch_key(epoch, "updater"), net.updater.state.detach().cpu().numpy().tobytes())
     store.set(epoch_key(epoch, f"r{index}"), pack_report(header, encode_events(timer.drain())))
 
 

@@ -66,8 +66,11 @@ class TrainingMaster(Spec):
         """How ``prepare`` lays the data out over ``workers`` given the input's ``partitions``."""
         return "balanced"
 
-    def check(self) -> None:
-        """Refuse settings this build cannot run, before any data is converted (default: nothing to refuse)."""
+    def check(self, gpus: bool = False) -> None:
+        """Refuse settings this fit cannot run, before any data is converted (default: nothing to refuse).
+
+        ``gpus``: whether the tasks compute on GPUs Spark assigns them (``spark.task.resource.gpu.amount``).
+        """
 
     def prepare(
         self,
@@ -122,7 +125,8 @@ class ParameterAveraging(TrainingMaster):
         epochs_per_stage: ``transport="collective"``: epochs one barrier stage trains; None (default) = the
             whole fit in one stage. The driver gets each epoch's state either way.
         collective_timeout: seconds a rendezvous or collective may wait for a peer before the stage fails.
-        backend: ``auto`` or ``gloo`` (``nccl`` is refused while ``Network`` computes on the CPU only).
+        backend: ``auto`` (NCCL when every rank computes on a CUDA device, else gloo), ``gloo`` or ``nccl``
+            (refused before any work when Spark hands the tasks no GPU).
 
     Example:
         >>> master = ParameterAveraging(batch_size_per_worker=32, averaging_frequency=5)
@@ -152,8 +156,8 @@ class ParameterAveraging(TrainingMaster):
             return "keep"
         return self.repartition_strategy
 
-    def check(self) -> None:
-        _refuse_nccl(self.backend)
+    def check(self, gpus: bool = False) -> None:
+        _refuse_nccl(self.backend, gpus)
 
     def train(self, ctx: FitContext) -> None:
         from deepspark.spark import _averaging
@@ -173,11 +177,11 @@ class GradientSharing(TrainingMaster):
     """DL4J's SharedTrainingMaster: peers exchange threshold-encoded updates over torch.distributed.
 
     Training runs as one Spark barrier stage (or one per ``epochs_per_stage`` epochs): the ``num_workers``
-    tasks start together, join one gloo process group through a store the driver hosts, and train in
-    lockstep. Each step a worker adds its update to a residual and sends only the elements with
-    ``|r| >= tau`` as ``±tau`` (sparse indices, or a 2-bit bitmap when that is smaller); every worker applies
-    the sum of all peers' messages, so the replicas stay identical. ``encoding="dense"`` all-reduces the
-    gradients instead (what DDP does), overlapped with backward.
+    tasks start together, join one process group (NCCL when every task has a GPU, else gloo) through a store
+    the driver hosts, and train in lockstep. Each step a worker adds its update to a residual and sends only the
+    elements with ``|r| >= tau`` as ``±tau`` (sparse indices, or a 2-bit bitmap when that is smaller); every
+    worker applies the sum of all peers' messages, so the replicas stay identical. ``encoding="dense"``
+    all-reduces the gradients instead (what DDP does), overlapped with backward.
 
     Nothing is shipped per step through Spark. After every epoch the ranks publish the state to the driver
     (checkpoints, listeners, and the restart point of a failed stage, relaunched up to
@@ -199,7 +203,8 @@ class GradientSharing(TrainingMaster):
             DataFrame's partitions (their number must equal ``num_workers``).
         collective_timeout: seconds any rendezvous or collective may wait for a peer before the stage fails
             (a dead or stuck peer fails every rank within this bound, never a hang).
-        backend: ``auto`` or ``gloo``; ``nccl`` is refused while ``Network`` computes on the CPU only.
+        backend: ``auto`` (NCCL when every rank computes on a CUDA device, else gloo, logged), ``gloo`` or
+            ``nccl`` (refused before any work when Spark hands the tasks no GPU).
 
     Example:
         >>> master = GradientSharing(batch_size_per_worker=32, num_workers=2)
@@ -225,8 +230,8 @@ class GradientSharing(TrainingMaster):
     def block_strategy(self, partitions: int, workers: int) -> Literal["balanced", "spark_default", "keep"]:
         return "keep" if self.repartition == "never" else "balanced"
 
-    def check(self) -> None:
-        _refuse_nccl(self.backend)
+    def check(self, gpus: bool = False) -> None:
+        _refuse_nccl(self.backend, gpus)
 
     def train(self, ctx: FitContext) -> None:
         from deepspark.spark import _sharing
@@ -258,9 +263,11 @@ class GradientSharing(TrainingMaster):
         return Trainer(net, self, world, state.get("tau"), timer)
 
 
-def _refuse_nccl(backend: str) -> None:
-    if backend == "nccl":
+def _refuse_nccl(backend: str, gpus: bool) -> None:
+    if backend == "nccl" and not gpus:
         raise ConfigError(
-            "NCCL moves CUDA tensors only and deepspark's Network computes on the CPU; use 'gloo' or 'auto'",
+            "NCCL moves CUDA tensors only and this fit's tasks compute on the CPU (Spark hands them no GPU); use "
+            "'gloo' or 'auto', or give every task a GPU: spark.task.resource.gpu.amount=1 with executor GPUs and a "
+            "discovery script (docs/gpu.md)",
             "backend",
         )

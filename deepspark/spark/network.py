@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from deepspark.errors import ConfigError, DataError, DeepSparkError, StorageError
 from deepspark.nn.fit_session import FitSession, OnDivergence, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
+from deepspark.spark._placement import TASK_AMOUNT_KEY, driver_placement
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
 from deepspark.spark.masters import ParameterAveraging, TrainingMaster
@@ -113,7 +114,10 @@ class SparkNetwork:
         if checkpoint_dir is not None:
             _check_checkpoint_dir(Path(checkpoint_dir))
         master = self.master
-        master.check()
+        placement = driver_placement(self.spark.sparkContext)  # bad device settings fail here, before any work
+        master.check(placement.gpus)
+        if placement.gpus:
+            log.info("tasks compute on the GPU Spark assigns each (%s=%g)", TASK_AMOUNT_KEY, placement.task_amount)
         if resume_from is not None:
             self.network = Network.load(latest_checkpoint(resume_from))
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
@@ -291,21 +295,28 @@ class SparkNetwork:
         features_col: str | Sequence[str] = "features",
         output_col: str = "prediction",
         probabilities_col: str | None = None,
+        check_input: bool = False,
     ) -> DataFrame:
         """Every input row and column, plus the prediction (class index for classifiers, as Spark ML).
 
-        Lazy, like any DataFrame transformation: bad rows (nulls, NaN, the wrong width) fail at the action.
-        Run the action inside ``deepspark.spark.typed_errors()`` to get the worker's ``DataError`` (naming the
-        column, partition and row) instead of Spark's ``PythonException``.
+        Lazy, like any DataFrame transformation: no job runs here. Null rows, null values, the wrong width and
+        NaN/inf fail at the action; run it inside ``deepspark.spark.typed_errors()`` to get the worker's
+        ``DataError`` (naming the column, partition and row) instead of Spark's ``PythonException``. With
+        ``check_input=True`` one pass over the features in the JVM refuses such rows here, at the call, with a
+        ``DataError`` naming the column, how many rows and the fix (it costs about one more decode of every
+        feature array, so it is off by default).
 
         Example:
             >>> from deepspark.spark import typed_errors
             >>> with typed_errors("scoring"):                                    # doctest: +SKIP
             ...     spark_net.predict(df).write.parquet("predictions")
+            >>> spark_net.predict(untrusted_df, check_input=True)  # DataError here if rows are bad  # doctest: +SKIP
         """
         from deepspark.spark import _inference
 
-        return _inference.predict(df, self.network, features_col, output_col, probabilities_col)
+        return _inference.predict(
+            df, self.network, features_col, output_col, probabilities_col, check_input=check_input
+        )
 
 
 def _check_checkpoint_dir(path: Path) -> None:

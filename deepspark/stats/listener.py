@@ -223,9 +223,9 @@ class StatsListener(TrainingListener, SparkTrainingListener):
         self._window_examples += info.batch_size
         self._window_batches += 1
         if info.iteration % self.report_every == 0:
-            params = net.flat.params.detach().numpy()
+            params = net.flat.params.detach().cpu().numpy()
             update = (
-                -net.flat.grads.detach().numpy()
+                -net.flat.grads.detach().cpu().numpy()
             )  # the buffer holds what was subtracted: the change is its negative
             seconds = time.perf_counter() - self._window_start
             payload = self._model_payload(net, info.score, params, update, seconds)

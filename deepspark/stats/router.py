@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 
 from deepspark.errors import ConfigError
@@ -23,6 +24,8 @@ from deepspark.stats.storage import SessionInfo, StatsStorage
 log = logging.getLogger("deepspark")
 
 RECORDS_PATH = "/api/records"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"""Names a batch; a server that stored a key's batch acknowledges its retries without storing it again."""
 
 
 class RemoteStatsRouter(StatsStorage):
@@ -33,7 +36,8 @@ class RemoteStatsRouter(StatsStorage):
         token: sent as ``Authorization: Bearer <token>`` (the server's ``--token``).
         queue_size: records held while the server is slow; past it new records are dropped and counted.
         batch_size: records per request.
-        timeout: seconds one request may take.
+        timeout: seconds one request may take (sending runs in the background, so a slow server never slows
+            training; 10 s rides out a busy machine, where 2 s timed out POSTs that the server then stored).
         max_retries: attempts per batch before it is dropped.
 
     Example:
@@ -50,7 +54,7 @@ class RemoteStatsRouter(StatsStorage):
         *,
         queue_size: int = 10_000,
         batch_size: int = 100,
-        timeout: float = 2.0,
+        timeout: float = 10.0,
         max_retries: int = 3,
     ) -> None:
         if not url.startswith(("http://", "https://")):
@@ -110,11 +114,15 @@ class RemoteStatsRouter(StatsStorage):
                 self._cond.notify_all()
 
     def _send(self, batch: list[StatsRecord]) -> None:
-        """Post one batch with backoff; a batch the server refuses (4xx) or that keeps failing is dropped."""
+        """Post one batch with backoff; a batch the server refuses (4xx) or that keeps failing is dropped.
+
+        Every attempt carries the batch's ``Idempotency-Key``: when a request timed out after the server
+        stored it, the retry is acknowledged without storing the batch twice."""
         body = json.dumps({"records": [r.to_dict() for r in batch]}).encode()
+        key = uuid.uuid4().hex
         delay = 0.05
         for attempt in range(self.max_retries):
-            error = self._post(body)
+            error = self._post(body, key)
             if error is None:
                 with self._cond:
                     self.sent += len(batch)
@@ -130,9 +138,11 @@ class RemoteStatsRouter(StatsStorage):
         with self._cond:
             self.dropped += len(batch)
 
-    def _post(self, body: bytes) -> str | None:
-        """POST one batch; returns None on success, else a short reason."""
+    def _post(self, body: bytes, key: str | None = None) -> str | None:
+        """POST one batch (``key``: its idempotency key); returns None on success, else a short reason."""
         headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers[IDEMPOTENCY_HEADER] = key
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")

@@ -8,6 +8,7 @@ refused with a message rather than misread.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -168,6 +169,24 @@ CREATE INDEX IF NOT EXISTS records_by_session_time ON records (session_id, times
 """
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse a database that cannot be written (its file, or its folder: WAL mode creates ``<name>-wal`` and
+    ``<name>-shm`` beside it) before SQLite fails later with "attempt to write a readonly database"."""
+    folder = path.parent if str(path.parent) else Path(".")
+    reader = "SQLiteStatsStorage(path, read_only=True) only reads it"
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StorageError(
+            f"stats database {path} is read-only for this user: make it writable (chmod u+w {path}) or copy it to a "
+            f"writable folder; {reader}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"stats database {path}: folder {folder} is not writable for this user, and SQLite must create "
+            f"{path.name}-wal and {path.name}-shm there: make the folder writable or choose a path in a writable "
+            f"folder; {reader}"
+        )
+
+
 class SQLiteStatsStorage(StatsStorage):
     """Records in an SQLite file: WAL mode (one writer, concurrent readers), versioned schema.
 
@@ -190,6 +209,7 @@ class SQLiteStatsStorage(StatsStorage):
                 self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                _check_writable(self.path)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")

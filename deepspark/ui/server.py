@@ -8,6 +8,8 @@ checks the Host header and, with a token, guards every route but ``/api/health``
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import ipaddress
 import json
 import logging
@@ -26,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from deepspark.errors import ConfigError, StorageError
 from deepspark.stats.records import RecordError, records_from_json
+from deepspark.stats.router import IDEMPOTENCY_HEADER
 from deepspark.stats.storage import SQLiteStatsStorage
 from deepspark.ui.guard import Guard, allowed_hosts, is_wildcard, log_disconnect
 from deepspark.ui.page import PAGES, render_page
@@ -66,6 +69,8 @@ def create_app(
     loopback name, ``host`` (the bind address) or one of ``allowed_host`` in their Host header.
     """
 
+    batches = _Batches()
+
     async def post_records(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _error(415, "expected Content-Type: application/json")
@@ -91,11 +96,20 @@ def create_app(
             return _error(422, str(e))
         except RecursionError:
             return _error(422, "body: nested too deeply")
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and (len(key) > 128 or not key.isascii()):
+            return _error(400, f"{IDEMPOTENCY_HEADER}: expected at most 128 ASCII characters")
+        if key is not None and await batches.seen(key):  # a retry of a batch already stored
+            return JSONResponse({"stored": 0, "duplicate": True})
+        stored = False
         try:
             await run_in_threadpool(storage.put, records)
+            stored = True
         except StorageError as e:
             log.error("storing records failed: %s", e)
             return _error(503, f"the server could not store the records ({e}); retry later")
+        finally:
+            batches.settle(key, stored)  # whatever happened, a retry waiting on this request goes on
         return JSONResponse({"stored": len(records)})
 
     async def health(request: Request) -> Response:
@@ -136,6 +150,36 @@ def create_app(
         ],
         middleware=[Middleware(Guard, token=token, hosts=allowed_hosts(host, allowed_host))],
     )
+
+
+class _Batches:
+    """Idempotency keys of posted batches: a retry of a stored batch (its first request timed out at the client
+    after the server stored it) is acknowledged, not stored again. Keeps the newest ``keep`` keys; runs on the
+    server's one event loop, so check-and-claim needs no lock."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.keep = keep
+        self._keys: collections.OrderedDict[str, asyncio.Future[bool]] = collections.OrderedDict()
+
+    async def seen(self, key: str) -> bool:
+        """True when ``key``'s batch is stored (waiting for a request still storing it); else claims ``key``."""
+        while key in self._keys:
+            outcome = self._keys[key]
+            if await asyncio.shield(outcome):
+                return True
+            if self._keys.get(key) is outcome:  # that attempt failed and nobody re-claimed the key yet
+                break
+        self._keys[key] = asyncio.get_running_loop().create_future()
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.keep:
+            self._keys.popitem(last=False)
+        return False
+
+    def settle(self, key: str | None, ok: bool) -> None:
+        """Record whether the request that claimed ``key`` stored its batch."""
+        outcome = self._keys.get(key) if key is not None else None
+        if outcome is not None and not outcome.done():
+            outcome.set_result(ok)
 
 
 def _log_to_stderr() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,35 @@ def test_ui_main_bad_port_is_an_argparse_error_without_traceback(
     err = capsys.readouterr().err
     assert "--port: expected a port number 0..65535" in err and "Traceback" not in err
     assert not (tmp_path / "runs.db").exists()
+
+
+def _main_with_deadline(argv: list[str], fifo: Path) -> int:
+    """``main(argv)`` in a thread; if it blocks on ``fifo`` past the deadline, unblock it by writing, then fail."""
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(main(argv)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    if worker.is_alive():
+        with open(fifo, "wb"):  # a writer arrives: the blocked open() returns and the command ends
+            pass
+        worker.join(timeout=60)
+        pytest.fail(f"deepspark {' '.join(argv)} blocked on the FIFO instead of refusing it")
+    return result[0]
+
+
+@pytest.mark.parametrize("name", ["model.zip", "conf.json"])
+def test_cli_summary_fifo_path_exits_2_without_opening(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    assert _main_with_deadline(["summary", str(fifo)], fifo) == 2
+    err = capsys.readouterr().err.strip()
+    assert "FIFO (named pipe), not a regular file" in err
+    assert str(fifo) in err and "\n" not in err
+
+
+def test_cli_summary_folder_path_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "model.zip").mkdir()
+    assert main(["summary", str(tmp_path / "model.zip")]) == 2
+    assert "is a folder, not a regular file" in capsys.readouterr().err

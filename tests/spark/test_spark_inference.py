@@ -192,6 +192,10 @@ def test_nan_features_raise_data_error_from_the_executors(spark: SparkSession, s
 
     with pytest.raises(DataError, match="NaN"):
         _inference.evaluate(df, net, "features", "label")
-    # predict is lazy: the failure comes at the action, and typed_errors maps it the same way.
+    # predict is lazy: the failure comes at the action, and typed_errors maps it the same way ...
+    lazy = _inference.predict(df, net, "features")
     with pytest.raises(DataError, match=r"row \d+ of partition 0 has NaN"), typed_errors("predict"):
-        _inference.predict(df, net, "features").collect()
+        lazy.collect()
+    # ... or, with the check asked for, at the call, before any Python worker runs
+    with pytest.raises(DataError, match=r"features column 'features': 1 rows hold NaN or infinite values"):
+        _inference.predict(df, net, "features", check_input=True)

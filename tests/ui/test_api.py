@@ -7,6 +7,7 @@ import json
 import sqlite3
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,12 @@ from deepspark.stats import StatsRecord
 from .conftest import UiServer
 
 
-def _post(url: str, body: bytes, token: str | None = None, content_type: str = "application/json") -> tuple[int, Any]:
+def _post(
+    url: str, body: bytes, token: str | None = None, content_type: str = "application/json", key: str | None = None
+) -> tuple[int, Any]:
     headers = {"Content-Type": content_type}
+    if key is not None:
+        headers["Idempotency-Key"] = key
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url + "api/records", data=body, headers=headers, method="POST")
@@ -139,3 +144,29 @@ def test_pages_and_view_serve_the_stored_session(ui_server: UiServer) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(url + "api/view?session=missing", timeout=10)
     assert e.value.code == 404
+
+
+def test_api_retried_batch_with_the_same_idempotency_key_is_stored_once(ui_server: UiServer, tmp_path: Path) -> None:
+    _, url = ui_server()
+    body = _batch(3)
+    assert _post(url, body, key="batch-1") == (200, {"stored": 3})
+    assert _post(url, body, key="batch-1") == (200, {"stored": 0, "duplicate": True})  # the client's retry
+    assert _post(url, body, key="batch-2") == (200, {"stored": 3})
+    assert _post(url, body) == (200, {"stored": 3})  # no key: every request stores
+    assert _count(tmp_path / "runs.db") == 9
+
+
+def test_api_concurrent_retries_of_one_batch_store_it_once(ui_server: UiServer, tmp_path: Path) -> None:
+    _, url = ui_server()
+    body = _batch(50)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: _post(url, body, key="same"), range(8)))
+    assert sorted(a[1]["stored"] for a in answers) == [0] * 7 + [50]
+    assert all(status == 200 for status, _ in answers)
+    assert _count(tmp_path / "runs.db") == 50
+
+
+def test_api_idempotency_key_too_long_is_a_400(ui_server: UiServer) -> None:
+    _, url = ui_server()
+    status, answer = _post(url, _batch(1), key="k" * 129)
+    assert status == 400 and "Idempotency-Key: expected at most 128 ASCII characters" in answer["error"]

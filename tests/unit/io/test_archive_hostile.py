@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pathlib
 import pickle
 import struct
@@ -20,6 +21,7 @@ import safetensors.numpy
 
 from deepspark.errors import ModelFormatError
 from deepspark.io import read_archive, read_archive_metadata
+from deepspark.nn import Network
 
 Members = list[tuple[str, bytes]]
 PARAMS_VALUES = np.linspace(-1.0, 1.0, 64, dtype=np.float32)
@@ -133,7 +135,10 @@ HOSTILE: list[Any] = [
         lambda: _zip([*_valid(), ("config.json", b'{"evil": 1}')]), "duplicate member names ['config.json']", id="dup"
     ),
     # zip bombs, encryption, exotic compression
-    pytest.param(lambda: _declared_size("config.json", 3 * 2**30), "likely zip bomb", id="ratio_bomb"),
+    pytest.param(lambda: _declared_size("params.safetensors", 3 * 2**30), "likely zip bomb", id="ratio_bomb"),
+    pytest.param(
+        lambda: _declared_size("config.json", 3 * 2**30), "more than the 16777216 a JSON member", id="json_over_cap"
+    ),
     pytest.param(lambda: _declared_size("normalizer.json", 2**32 - 2), "more than max_bytes", id="declared_huge"),
     pytest.param(lambda: _encrypted("params.safetensors"), "'params.safetensors' is encrypted", id="encrypted"),
     pytest.param(_mixed_methods, "compression method 12, not stored or deflated", id="bzip2"),
@@ -367,3 +372,94 @@ def test_network_load_member_declaring_more_than_config_refused_before_inflating
     finally:
         tracemalloc.stop()
     assert peak < 4 * 2**20, f"peak {peak} bytes while refusing a member that declares {declared}"
+
+
+@pytest.mark.parametrize("reader", [read_archive, read_archive_metadata, Network.load])
+def test_read_archive_fifo_refused_without_opening(tmp_path: Path, reader: Callable[[Path], object]) -> None:
+    fifo = tmp_path / "model.zip"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes; the reader must not open it
+    with pytest.raises(ModelFormatError, match=r"is a FIFO \(named pipe\), not a regular file; not opened"):
+        reader(fifo)
+
+
+def test_read_archive_folder_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match="is a folder, not a regular file"):
+        read_archive(tmp_path)
+
+
+def test_read_archive_metadata_json_member_over_cap_refused_before_inflating(tmp_path: Path) -> None:
+    big = _declared_size("metadata.json", 17 * 2**20, zipfile.ZIP_STORED)
+    (tmp_path / "m.zip").write_bytes(big)
+    for reader in (read_archive, read_archive_metadata):
+        with pytest.raises(ModelFormatError, match=r"'metadata\.json' declares 17825792 bytes, more than the 16777216"):
+            reader(tmp_path / "m.zip")
+
+
+def test_read_archive_json_member_inflating_over_100x_refused(tmp_path: Path) -> None:
+    padded = b'{"format_version": 1, "pad": "' + b" " * (4 * 2**20) + b'"}'  # valid JSON, 4 MiB, deflates ~1000x
+    (tmp_path / "m.zip").write_bytes(_zip(_valid(metadata=padded), zipfile.ZIP_DEFLATED))
+    with pytest.raises(ModelFormatError, match=r"'metadata\.json' would inflate .* \(over 100x\): a likely zip bomb"):
+        read_archive_metadata(tmp_path / "m.zip")
+
+
+def test_read_archive_metadata_header_over_1_mib_refused(tmp_path: Path) -> None:
+    header = {"params": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"k": "v" * 2**20}}
+    (tmp_path / "m.zip").write_bytes(_zip(_valid(params=_raw_st(header, b"\0" * 4))))
+    with pytest.raises(ModelFormatError, match=r"header length field says \d+ bytes .*\(header cap 1048576\)"):
+        read_archive_metadata(tmp_path / "m.zip")
+
+
+def test_read_archive_member_with_empty_name_raises_model_format_error(tmp_path: Path) -> None:
+    blob = bytearray(_zip(_valid()))
+    pos = blob.find(b"PK\x01\x02")
+    struct.pack_into("<H", blob, pos + 28, 0)  # the first central record's name length: 0
+    (tmp_path / "m.zip").write_bytes(bytes(blob))
+    with pytest.raises(ModelFormatError):
+        read_archive(tmp_path / "m.zip")
+
+
+# --- escapes the archive fuzzer found (bench/fuzz_archives.py), each now a ModelFormatError --------------------
+
+
+def _saved_network_members(tmp_path: Path) -> dict[str, bytes]:
+    from deepspark.config import Dense, InputType, NetworkConfig, Output
+    from deepspark.data import Standardize
+
+    net = Network(NetworkConfig(input_type=InputType.feed_forward(3), layers=(Dense(n_out=4), Output(n_out=2))))
+    net.save(tmp_path / "sound.zip", normalizer=Standardize().fit(np.arange(12, dtype=np.float32).reshape(4, 3)))
+    with zipfile.ZipFile(tmp_path / "sound.zip") as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _edited_json(members: dict[str, bytes], name: str, **changes: Any) -> Members:
+    doc = json.loads(members[name])
+    doc.update(changes)
+    return [(n, json.dumps(doc).encode() if n == name else data) for n, data in members.items()]
+
+
+@pytest.mark.parametrize(
+    ("member", "changes", "phrase"),
+    [
+        ("config.json", {"type": [1, 2]}, "type: expected a string tag for a network config, got [1, 2] (list)"),
+        ("config.json", {"type": {}}, "type: expected a string tag"),
+        ("config.json", {"l2": 1e308}, "l2: expected a finite number of at most 3.403e+38 (float32), got 1e+308"),
+        ("normalizer.json", {"min_std": 10**400}, "min_std: expected a finite number"),
+        ("normalizer.json", {"mean": [10**400, 0, 0]}, "mean: expected an array of numbers"),
+    ],
+)
+def test_network_load_fuzzed_json_member_raises_model_format_error(
+    tmp_path: Path, member: str, changes: dict[str, Any], phrase: str
+) -> None:
+    members = _saved_network_members(tmp_path)
+    (tmp_path / "m.zip").write_bytes(_zip(_edited_json(members, member, **changes)))
+    with pytest.raises(ModelFormatError) as info:
+        Network.load(tmp_path / "m.zip")
+    assert phrase in str(info.value)
+
+
+def test_read_archive_zip_version_beyond_zipfile_raises_model_format_error(tmp_path: Path) -> None:
+    blob = _patch_central(_zip(_valid()), "config.json", 6, "<H", 127)  # "version needed to extract": 12.7
+    (tmp_path / "m.zip").write_bytes(blob)
+    for reader in (read_archive, read_archive_metadata, Network.load):
+        with pytest.raises(ModelFormatError, match="not a zip file, or truncated"):
+            reader(tmp_path / "m.zip")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
+import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,75 @@ def test_records_from_json_rejects_batches_whole() -> None:
         records_from_json({"records": [good] * 6}, limit=5)
     with pytest.raises(RecordError, match="body"):
         records_from_json([good], limit=5)
+
+
+def _as_unprivileged_user(fn: Callable[[], object]) -> str:
+    """Run ``fn`` in a forked child that drops root (uid/gid 65534, "nobody") when the tests run as root, since
+    root writes through any permission bits; returns ``"ok"`` or the child's ``ExceptionType: message``."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        code = 0
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            fn()
+            outcome = "ok"
+        except BaseException as e:
+            outcome = f"{type(e).__name__}: {e}"
+        try:
+            os.write(write_end, outcome.encode())
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return b"".join(chunks).decode()
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder the unprivileged child can reach (pytest's own tmp folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="deepspark-ro-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.parent.chmod(0o755)
+        path.unlink() if path.is_file() else path.rmdir()
+    folder.rmdir()
+
+
+def test_sqlite_storage_read_only_folder_raises_storage_error_naming_path(shared_dir: Path) -> None:
+    folder = shared_dir / "runs"
+    folder.mkdir()
+    folder.chmod(0o555)
+    outcome = _as_unprivileged_user(lambda: SQLiteStatsStorage(folder / "stats.db"))
+    assert outcome.startswith("StorageError: "), outcome
+    assert f"folder {folder} is not writable" in outcome
+    assert "stats.db-wal" in outcome and "choose a path in a writable folder" in outcome
+    assert "readonly database" not in outcome
+
+
+def test_sqlite_storage_read_only_file_raises_storage_error_and_reads_read_only(shared_dir: Path) -> None:
+    path = shared_dir / "stats.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put([StatsRecord("s", "model", "driver", payload={"score": 1.0})])
+    path.chmod(0o444)
+    shared_dir.chmod(0o777)  # the folder is writable: only the file is not
+
+    outcome = _as_unprivileged_user(lambda: SQLiteStatsStorage(path))
+    assert outcome.startswith("StorageError: "), outcome
+    assert f"stats database {path} is read-only for this user" in outcome and "chmod u+w" in outcome
+
+    def count_read_only() -> None:
+        with SQLiteStatsStorage(path, read_only=True) as s:
+            assert s.count() == 1
+
+    assert _as_unprivileged_user(count_read_only) == "ok"
