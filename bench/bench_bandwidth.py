@@ -177,7 +177,7 @@ def run_rank(args: argparse.Namespace) -> None:
         net = Network(lenet_config(seed=args.seed))
         master = GradientSharing(num_workers=WORLD, batch_size_per_worker=BATCH, encoding=encoding, seed=args.seed)
         timer = PhaseTimer("worker", rank)
-        trainer = Trainer(net, master, WORLD, None, timer)
+        trainer = Trainer(net, master, WORLD, {}, timer)
         data = batches(net, args.steps)
         step_s: list[float] = []
         dist.barrier()

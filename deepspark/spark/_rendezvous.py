@@ -57,6 +57,10 @@ class DriverStore:
         self._store.delete_key(key)
         return value
 
+    def delete(self, key: str) -> None:
+        """Remove a key (set or not)."""
+        self._store.delete_key(key)
+
     def close(self) -> None:
         """Stop serving (the store's server closes the listening socket)."""
         self._store = None

@@ -255,7 +255,7 @@ class GradientSharing(TrainingMaster):
         """This master's per-rank trainer (executor side): the dense or threshold exchange."""
         from deepspark.spark._sharing_trainer import Trainer
 
-        return Trainer(net, self, world, state.get("tau"), timer)
+        return Trainer(net, self, world, state, timer)
 
 
 def _refuse_nccl(backend: str) -> None:
