@@ -81,6 +81,14 @@ def wait_for_slots(sc: Any, needed: int, deadline_s: float, master: str) -> None
         )
 
 
+def executor_addresses(sc: Any) -> set[str]:
+    """``host:port`` of every block manager registered with the driver now (executors, and the driver's own)."""
+    try:
+        return {f"{i.host()}:{i.port()}" for i in sc._jsc.sc().statusTracker().getExecutorInfos()}
+    except Exception:  # a Spark whose status API changed: the cause then comes from the failure's text alone
+        return set()
+
+
 def driver_host(sc: Any) -> str:
     """The address executors reach the driver at (where the rendezvous store listens)."""
     return str(sc.getConf().get("spark.driver.host", None) or os.environ.get("SPARK_LOCAL_IP") or "127.0.0.1")
@@ -234,6 +242,7 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                 for rank, data in enumerate(ranks or ()):
                     store.set(driver_key(prefix, resume_key(rank)), data)
                 ctx.timer("broadcast", t0, net.iteration)
+                executors = executor_addresses(sc)
                 task = StageTask(
                     fit_id=ctx.data.fit_id,
                     spec=ctx.data.spec,
@@ -285,14 +294,20 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                     raise translated from None
                 attempt = attempt + 1 if net.epoch == launched_at else 1
                 cause = root_cause(error)
+                gone = sorted(executors - executor_addresses(sc))
+                if gone and not cause.startswith("executor "):  # a peer's broken connection reported first
+                    cause = f"executor at {', '.join(gone)} was lost during the stage ({cause})"
                 if ctx.timer.enabled:  # the attempt goes in the event's own field, where retried attempts are read
                     ctx.timer.events.append(
                         driver_event(PHASE_RETRY, time.time(), 0.0, net.iteration, attempt, cause=cause[:200])
                     )
                 if attempt >= max_attempts:
                     raise DistributedTrainingError(
-                        f"{what}, epoch {net.epoch}: the barrier stage failed {attempt} times "
-                        f"(spark.stage.maxConsecutiveAttempts = {max_attempts}); last cause: {cause}"
+                        f"{what}, epoch {net.epoch}: the barrier stage failed {attempt} times in a row "
+                        f"(spark.stage.maxConsecutiveAttempts = {max_attempts}); last cause: {cause}. Find out why "
+                        "it fails (the executors' logs), or allow more attempts with a higher "
+                        "spark.stage.maxConsecutiveAttempts; resume_from a checkpoint_dir continues from the last "
+                        "checkpointed epoch"
                     ) from error
                 log.warning(
                     "%s: epoch %d attempt %d failed (%s); relaunching from the driver's state", what, net.epoch,
