@@ -84,14 +84,29 @@ def pick_backend(requested: str) -> Backend:
     return "nccl" if requested == "nccl" else "gloo"
 
 
+ARRIVAL_TIMEOUT_S = 300.0
+"""How long a rank waits for every peer to arrive in the stage, before the group forms. A stage relaunched after
+a lost executor starts one rank on the replacement executor, whose first Python worker imports torch cold and
+recomputes the lost cached block first: a minute or more on a busy machine, far longer than a collective may
+take (``collective_timeout``). A peer that fails instead fails its task, and Spark then ends the whole barrier
+stage, so this bound only matters if Spark itself hangs."""
+
+
 def join(host: str, port: int, prefix: str, rank: int, world_size: int, backend: str, timeout_s: float) -> Member:
-    """Join the stage attempt's process group through the driver's store; every rank calls it once."""
+    """Join the stage attempt's process group through the driver's store; every rank calls it once.
+
+    Waits up to ``ARRIVAL_TIMEOUT_S`` for every rank to arrive, then forms the group with ``timeout_s`` as the
+    bound of every later wait (collectives, epoch exchanges)."""
     import torch.distributed as dist
 
     timeout = timedelta(seconds=timeout_s)
+    arrival = timedelta(seconds=max(timeout_s, ARRIVAL_TIMEOUT_S))
     chosen = pick_backend(backend)
-    client = dist.TCPStore(host, port, None, is_master=False, timeout=timeout)  # type: ignore[attr-defined]
+    client = dist.TCPStore(host, port, None, is_master=False, timeout=arrival)  # type: ignore[attr-defined]
     store = dist.PrefixStore(prefix, client)  # type: ignore[attr-defined]
+    store.set(f"arrived/{rank}", "1")
+    store.wait([f"arrived/{r}" for r in range(world_size)], arrival)
+    store.set_timeout(timeout)
     dist.init_process_group(chosen, store=store, rank=rank, world_size=world_size, timeout=timeout)
     return Member(rank, world_size, chosen, store)
 

@@ -84,7 +84,8 @@ def wait_for_slots(sc: Any, needed: int, deadline_s: float, master: str) -> None
 def executor_addresses(sc: Any) -> set[str]:
     """``host:port`` of every block manager registered with the driver now (executors, and the driver's own)."""
     try:
-        return {f"{i.host()}:{i.port()}" for i in sc._jsc.sc().statusTracker().getExecutorInfos()}
+        infos = sc._jsc.sc().statusTracker().getExecutorInfos()
+        return {f"{i.host()}:{i.port()}" for i in infos if int(i.port()) > 0}  # port 0: not registered yet
     except Exception:  # a Spark whose status API changed: the cause then comes from the failure's text alone
         return set()
 
