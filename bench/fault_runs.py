@@ -5,7 +5,8 @@ fixture's ``tests/cluster/standalone.py``); executors run this venv packed and s
 and deepspark shipped as a zip, as the cluster tests do. Per master (``ParameterAveraging``, collective transport,
 and ``GradientSharing``, threshold encoding): one fault-free fit, then ``--runs`` fits in each of which the
 executor JVM that computes the fit's stage is SIGKILLed at a different moment (``delay`` after the stage
-starts, spread over the fault-free fit's stage time; the victim alternates between the two executors). Before
+starts, spread from 5 % to 90 % of the fault-free fit's time from its stage's first running task to its end;
+the victim alternates between the two executors). Before
 each run the cluster is made whole again (the replacement executor registered).
 
 Recorded per run: whether the fit completed, held-out accuracy against the fault-free fit's, the fit time,
@@ -23,7 +24,6 @@ Adam 1e-3, 3 epochs, 2 workers x batch 32. Writes the markdown table to stdout a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import os
@@ -126,9 +126,12 @@ def _fit(spark: Any, df: Any, master: TrainingMaster, group: str, delay: float |
     progress = [time.monotonic()]
     spark_net = SparkNetwork(spark, _config(), master)
     out: dict[str, Any] = {"completed": False, "kills": [], "error": "", "net": None, "retries": 0}
-    killer = ExecutorKiller(spark, group, delay_s=delay or 0.0, victim=victim) if delay is not None else None
+    if delay is None:  # fault-free: only note when the stage first runs a task (the window later kills spread over)
+        killer = ExecutorKiller(spark, group, fault=lambda pid: None)
+    else:
+        killer = ExecutorKiller(spark, group, delay_s=delay, victim=victim)
     try:
-        with killer if killer is not None else contextlib.nullcontext():
+        with killer:
             out["net"] = spark_net.fit(df, epochs=EPOCHS, on_round=lambda info: progress.append(time.monotonic()))
         out["completed"] = True
     except Exception as e:  # recorded as a failed run, the next run goes on
@@ -136,8 +139,9 @@ def _fit(spark: Any, df: Any, master: TrainingMaster, group: str, delay: float |
     progress.append(time.monotonic())
     out["seconds"] = progress[-1] - progress[0]
     out["longest_wait"] = max(b - a for a, b in itertools.pairwise(progress))
-    out["epoch_s"] = (progress[-2] - progress[1]) / max(len(progress) - 3, 1) if len(progress) > 3 else 1.0
-    if killer is not None and killer.kills:
+    if delay is None:
+        out["stage_s"] = progress[-1] - killer.kills[0].at if killer.kills else out["seconds"]
+    elif killer.kills:
         at = killer.kills[0].at
         out["kills"] = killer.kills
         after = [t for t in progress[1:] if t > at]
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(Run(name, 0, None, clean["completed"], 0, baseline, baseline, clean["seconds"],
                                     clean["longest_wait"], None, clean["retries"], clean["error"]))
                     print(_table(runs[-1:]).splitlines()[-1], flush=True)
-                    stage_s = EPOCHS * clean["epoch_s"]  # the fault-free fit's training time in its stage
+                    stage_s = clean["stage_s"]  # the fault-free fit's time from its stage's first task to its end
                     for i in range(args.runs):
                         cluster.heal(spark)
                         delay = stage_s * (0.05 + 0.85 * i / max(args.runs - 1, 1))  # early to late in the fit
