@@ -316,7 +316,12 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                 )
                 if net.epoch >= end_epoch or stopped:  # it failed after publishing its last epoch
                     break
-                wait_for_slots(sc, workers, RETRY_SLOT_WAIT_S, name)
+                try:
+                    wait_for_slots(sc, workers, RETRY_SLOT_WAIT_S, name)
+                except DistributedTrainingError as lost:  # no replacement executor in time: say what was lost
+                    raise DistributedTrainingError(
+                        f"{what}, epoch {net.epoch}: cannot relaunch after attempt {attempt} failed ({cause}): {lost}"
+                    ) from error
     finally:
         store.close()
 
