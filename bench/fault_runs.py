@@ -5,7 +5,8 @@ fixture's ``tests/cluster/standalone.py``); executors run this venv packed and s
 and deepspark shipped as a zip, as the cluster tests do. Per master (``ParameterAveraging``, collective transport,
 and ``GradientSharing``, threshold encoding): one fault-free fit, then ``--runs`` fits in each of which the
 executor JVM that computes the fit's stage is SIGKILLed at a different moment (``delay`` after the stage
-starts, spread from 5 % to 90 % of the fault-free fit's time from its stage's first running task to its end;
+starts, spread from 5 % to 90 % of the fault-free fit's time from its stage's first running task to its end,
+measured after a warm-up fit;
 the victim alternates between the two executors). Before
 each run the cluster is made whole again (the replacement executor registered).
 
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in args.masters:
                     master, group = MASTERS[name]
                     cluster.heal(spark)
+                    _fit(spark, df, master, group, None, 0)  # warm-up: cold Python workers would stretch the window
                     clean = _fit(spark, df, master, group, None, 0)
                     baseline = clean["net"].evaluate(x_test, y_test).accuracy() if clean["completed"] else None
                     runs.append(Run(name, 0, None, clean["completed"], 0, baseline, baseline, clean["seconds"],

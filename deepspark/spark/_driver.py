@@ -64,8 +64,6 @@ class FitContext:
             (or warns and returns, and the state is applied as is).
         trainer_state: what the master's ranks carry between epochs besides the network (gradient sharing's
             tau and residuals): the resumed checkpoint's at the start, then the latest the driver took.
-        needs_rank_state: given a finished-epoch count, whether the driver needs every rank's own state then
-            (a checkpoint follows); the ranks send their buffers only for those epochs.
     """
 
     spark: SparkSession
@@ -81,7 +79,6 @@ class FitContext:
     epoch_per_stage: bool = False
     on_diverged: Callable[[str], None] | None = None
     trainer_state: TrainerState | None = None
-    needs_rank_state: Callable[[int], bool] | None = None
     _reported: int = field(default=0, repr=False)
 
     @property

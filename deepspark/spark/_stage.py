@@ -223,7 +223,6 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
     dtype = net.flat.params.detach().numpy().dtype
     resumed = ctx.trainer_state  # a resumed checkpoint's (tau, residuals), when it belongs to this epoch
     state: dict[str, float] = dict(resumed.scalars) if resumed is not None and resumed.epoch == net.epoch else {}
-    needs = ctx.needs_rank_state
     end_epoch = net.epoch + ctx.epochs
     with_updater = bool(net.updater.state.numel())
     stopped = False
@@ -266,9 +265,7 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                     collect_stats=ctx.stats is not None,
                     worker_stats=bool(ctx.listeners),
                     synchronous=ctx.synchronous,
-                    rank_state_epochs=tuple(
-                        e for e in range(net.epoch, net.epoch + stage_epochs) if needs is not None and needs(e + 1)
-                    ),
+                    rank_state_epochs=tuple(range(net.epoch, net.epoch + stage_epochs)),  # every epoch: see _sharing
                     resume_ranks=ranks is not None,
                 )
                 stage = frame.mapInArrow(partial(run_stage, task), RESULT_SCHEMA, barrier=True)

@@ -189,8 +189,8 @@ class GradientSharing(TrainingMaster):
         residual_post_processor: ``ResidualClipping`` (default) or None.
         flush_residual: at the end of every epoch, apply every rank's residual (what has not reached tau
             yet) at once. Off by default: the residuals carry on into the next epoch and what is left at the
-            end of a stage (less than tau per element) is dropped, unless the epoch was checkpointed (then the
-            next stage, or a fit resumed from that checkpoint, continues from it). Flushing applies up to
+            end of a fit (less than tau per element) is dropped; a relaunched stage, or a fit resumed from a
+            checkpoint, continues from the residuals of its epoch. Flushing applies up to
             ``num_workers * tau`` to every parameter in one step, and that burst cost 3-5 points of MNIST test
             accuracy per epoch (docs/gradient-sharing.md).
         staleness: 0 = synchronous; 1 = apply the peers' updates one step late, so the exchange of step t

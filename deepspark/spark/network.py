@@ -169,7 +169,6 @@ class SparkNetwork:
             on_diverged=session.guard.diverged,
             epoch_per_stage=hasattr(validation_data, "sparkSession"),  # a validation DataFrame
             trainer_state=resumed,
-            needs_rank_state=checkpointed,
         )
         session.start()
         try:
