@@ -185,7 +185,7 @@ def run_rank(args: argparse.Namespace) -> None:
             threshold_algorithm=AdaptiveThreshold(max_sparsity=args.max_sparsity),
         )
         timer = PhaseTimer("worker", rank)
-        trainer = Trainer(net, master, WORLD, None, timer)
+        trainer = Trainer(net, master, WORLD, {}, timer)
         data = batches(net, args.steps)
         step_s: list[float] = []
         dist.barrier()

@@ -21,6 +21,15 @@ _WORKER_ERROR = re.compile(
     r"TrainingDivergedError|DeepSparkError): (.+)"
 )
 _SPARK_FAILURES = {"Py4JJavaError", "PySparkException", "Py4JError", "PythonException", "SparkException"}
+# Spark's own line for a task whose executor died: "ExecutorLostFailure (executor 1 exited caused by one of the
+# running tasks) Reason: Command exited with code 137"
+_EXECUTOR_LOST = re.compile(r"ExecutorLostFailure \(executor (\S+) exited ([^)]*)\)(?:\s*Reason:\s*(.+))?")
+_EXIT_CODE = re.compile(r"exited with code (\d+)")
+_SIGNALS = {
+    137: "SIGKILL: the OS out-of-memory killer (raise spark.executor.memoryOverhead) or an operator",
+    143: "SIGTERM: the cluster manager or an operator stopped it",
+    134: "SIGABRT: the executor's JVM or a native library aborted",
+}
 
 
 def _text(e: BaseException) -> str:
@@ -36,8 +45,28 @@ def is_spark_failure(e: BaseException) -> bool:
     return bool({c.__name__ for c in type(e).__mro__} & _SPARK_FAILURES)
 
 
+def executor_lost(text: str) -> str | None:
+    """``executor 1 was lost (exited caused by one of the running tasks: Command exited with code 137, SIGKILL:
+    ...)`` when a Spark failure's text says an executor died under a task, else None."""
+    found = list(_EXECUTOR_LOST.finditer(text))
+    if not found:
+        return None
+    executor, how, reason = found[-1].groups()
+    detail = how.strip()
+    if reason:
+        detail += f": {reason.strip()}"
+        code = _EXIT_CODE.search(reason)
+        if code is not None and int(code.group(1)) in _SIGNALS:
+            detail += f", {_SIGNALS[int(code.group(1))]}"
+    return f"executor {executor} was lost ({detail})"
+
+
 def root_cause(e: BaseException) -> str:
-    """The most telling line of a Spark failure: the last Python exception line a worker printed, if any."""
+    """The most telling line of a Spark failure: a lost executor, else the last Python exception line a worker
+    printed, if any."""
+    lost = executor_lost(_text(e))
+    if lost is not None:
+        return lost[:500]
     lines = [ln.strip() for ln in _text(e).splitlines() if ln.strip()]
     for ln in reversed(lines):
         if re.match(r"^[A-Za-z_][\w.]*(Error|Exception): ", ln) and "py4j" not in ln.lower():
@@ -95,4 +124,4 @@ def spark_failures(what: str = "the Spark job") -> Iterator[None]:
         raise translated from None
 
 
-__all__ = ["is_spark_failure", "root_cause", "spark_failures", "translate", "worker_error"]
+__all__ = ["executor_lost", "is_spark_failure", "root_cause", "spark_failures", "translate", "worker_error"]

@@ -269,5 +269,12 @@ class AveragingTrainer:
     def state(self) -> dict[str, float]:
         return {}
 
+    def rank_state(self) -> Any:
+        """Nothing: every round ends with an average, so no rank keeps state of its own."""
+        return None
+
+    def restore_rank_state(self, data: bytes) -> None:
+        pass
+
     def close(self) -> None:
         pass

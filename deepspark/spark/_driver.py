@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from deepspark.nn import Network
     from deepspark.spark._prepare import PreparedData
+    from deepspark.spark._trainer_state import TrainerState
     from deepspark.spark.stats import TrainingStats
 
 
@@ -61,6 +62,8 @@ class FitContext:
             barrier stage holds: end the stage at every epoch.
         on_diverged: called when a round's averaged state holds NaN/inf; raises ``TrainingDivergedError``
             (or warns and returns, and the state is applied as is).
+        trainer_state: what the master's ranks carry between epochs besides the network (gradient sharing's
+            tau and residuals): the resumed checkpoint's at the start, then the latest the driver took.
     """
 
     spark: SparkSession
@@ -75,6 +78,7 @@ class FitContext:
     synchronous: bool = False
     epoch_per_stage: bool = False
     on_diverged: Callable[[str], None] | None = None
+    trainer_state: TrainerState | None = None
     _reported: int = field(default=0, repr=False)
 
     @property

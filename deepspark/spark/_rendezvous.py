@@ -62,6 +62,10 @@ class DriverStore:
         self._store.delete_key(key)
         return value
 
+    def delete(self, key: str) -> None:
+        """Remove a key (set or not)."""
+        self._store.delete_key(key)
+
     def close(self) -> None:
         """Stop serving (the store's server closes the listening socket)."""
         self._store = None
@@ -114,6 +118,14 @@ def pick_backend(requested: str, devices: Sequence[str] = ()) -> tuple[Backend, 
     return "gloo", f"rank(s) {cpu} of {len(devices)} have no CUDA device (CPU fallback for all)"
 
 
+ARRIVAL_TIMEOUT_S = 300.0
+"""How long a rank waits for every peer to arrive in the stage, before the group forms. A stage relaunched after
+a lost executor starts one rank on the replacement executor, whose first Python worker imports torch cold and
+recomputes the lost cached block first: a minute or more on a busy machine, far longer than a collective may
+take (``collective_timeout``). A peer that fails instead fails its task, and Spark then ends the whole barrier
+stage, so this bound only matters if Spark itself hangs."""
+
+
 def join(
     host: str,
     port: int,
@@ -126,14 +138,20 @@ def join(
 ) -> Member:
     """Join the stage attempt's process group through the driver's store; every rank calls it once.
 
-    With ``auto`` or ``nccl`` the ranks first tell each other their device (``device`` and host) through the
-    store, so they all pick the same backend; the choice and its reason go to the ``deepspark`` log.
+    Waits up to ``ARRIVAL_TIMEOUT_S`` for every rank to arrive, then forms the group with ``timeout_s`` as the
+    bound of every later wait (collectives, epoch exchanges). With ``auto`` or ``nccl`` the ranks first tell
+    each other their device (``device`` and host) through the store, so they all pick the same backend; the
+    choice and its reason go to the ``deepspark`` log.
     """
     import torch.distributed as dist
 
     timeout = timedelta(seconds=timeout_s)
-    client = dist.TCPStore(host, port, None, is_master=False, timeout=timeout)  # type: ignore[attr-defined]
+    arrival = timedelta(seconds=max(timeout_s, ARRIVAL_TIMEOUT_S))
+    client = dist.TCPStore(host, port, None, is_master=False, timeout=arrival)  # type: ignore[attr-defined]
     store = dist.PrefixStore(prefix, client)  # type: ignore[attr-defined]
+    store.set(f"arrived/{rank}", "1")
+    store.wait([f"arrived/{r}" for r in range(world_size)], arrival)
+    store.set_timeout(timeout)
     devices: list[str] = []
     if backend != "gloo":
         store.set(f"device/r{rank}", f"{device}@{socket.gethostname()}")

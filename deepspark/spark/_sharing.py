@@ -2,8 +2,9 @@
 
 Every rank trains in lockstep inside one barrier stage (``_stage``), exchanging dense or threshold-encoded
 updates each step (``_sharing_trainer``). The driver takes each epoch's state as the ranks publish it, and a
-failed stage restarts from the last epoch the driver holds, tau included (a stage starts with empty residuals,
-so nothing else is needed).
+failed stage restarts from the last epoch the driver holds, tau and every rank's residual included (each rank
+sends its residual, n floats, with every epoch's report), so a relaunched stage continues exactly where the
+failed one's last epoch ended; checkpoints save the same state and ``resume_from`` hands it back.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ threshold-encoded updates, and the bookkeeping at the end of a stage. Runs insid
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from deepspark.errors import DistributedTrainingError
+from deepspark.errors import DataError, DistributedTrainingError
 from deepspark.spark._encoding import ThresholdCodec, ThresholdRank
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.masters import GradientSharing
@@ -20,7 +21,9 @@ class Trainer:
     Call ``step`` once per minibatch on every rank (same count everywhere), then ``finish`` once.
     """
 
-    def __init__(self, net: Any, master: GradientSharing, world: int, tau: float | None, record: PhaseTimer) -> None:
+    def __init__(
+        self, net: Any, master: GradientSharing, world: int, state: Mapping[str, float], record: PhaseTimer
+    ) -> None:
         import torch
 
         self.net, self.master, self.world, self.record = net, master, world, record
@@ -30,6 +33,7 @@ class Trainer:
         self.bytes_sent = self.bytes_received = self.elements_sent = 0
         self.algorithm = master.threshold_algorithm
         first = self.algorithm.first_tau()
+        tau = state.get("tau")
         self._tau: float = tau if tau is not None else (first if first is not None else 0.0)
         self._pending: Any = None
         if self.dense:
@@ -44,6 +48,7 @@ class Trainer:
         codec.residual.zero_()
         self.codec = codec
         self.rank = ThresholdRank(codec, self.algorithm, master.residual_post_processor, world, self._tau)
+        self.rank.steps = int(state.get("threshold_steps", 0))  # residual clipping runs every k steps of the fit
         slots = 1 + master.staleness  # staleness 1: one exchange in flight while the next step computes
         on = net.device  # NCCL moves device tensors only; gloo takes them too
         self._send = [torch.zeros(codec.capacity, dtype=torch.int32, device=on) for _ in range(slots)]
@@ -73,9 +78,29 @@ class Trainer:
         return self._tau if self.dense else self.rank.tau
 
     def state(self) -> dict[str, float]:
-        """What a relaunched stage needs besides the parameters: the threshold (a relaunch starts with empty
-        residuals, as every stage does)."""
-        return {"tau": self.tau}
+        """What every rank of a relaunched stage needs besides the parameters: the threshold and the step count
+        residual clipping runs on (the residuals are each rank's own: ``rank_state``)."""
+        if self.dense:
+            return {"tau": self.tau}
+        return {"tau": self.tau, "threshold_steps": float(self.rank.steps)}
+
+    def rank_state(self) -> Any:
+        """This rank's residual (threshold encoding; dense keeps nothing of its own)."""
+        return None if self.dense else self.codec.residual
+
+    def restore_rank_state(self, data: bytes) -> None:
+        """Continue from a residual ``rank_state`` gave at the end of an earlier epoch (a resumed fit)."""
+        import torch
+
+        if self.dense or not data:
+            return
+        residual = self.codec.residual
+        if len(data) != residual.numel() * residual.element_size():
+            raise DataError(
+                f"a resumed residual holds {len(data)} bytes, expected {residual.numel() * residual.element_size()} "
+                f"({residual.numel()} values of {residual.dtype}); the checkpoint's trainer state is not this network's"
+            )
+        residual.copy_(torch.frombuffer(bytearray(data), dtype=residual.dtype))
 
     def close(self) -> None:
         """Remove the backward hooks (the network stays cached in the Python worker for the next stage)."""

@@ -29,7 +29,16 @@ from deepspark._failures import is_spark_failure, root_cause, translate
 from deepspark.errors import DataError, DeepSparkError, DistributedTrainingError
 from deepspark.spark._executor import ship
 from deepspark.spark._rendezvous import DriverStore
-from deepspark.spark._stage_worker import RESULT_SCHEMA, StageTask, driver_key, epoch_key, run_stage, unpack_report
+from deepspark.spark._stage_worker import (
+    RESULT_SCHEMA,
+    StageTask,
+    driver_key,
+    epoch_key,
+    resume_key,
+    run_stage,
+    unpack_report,
+)
+from deepspark.spark._trainer_state import TrainerState
 from deepspark.spark.events import PHASE_RETRY, decode_events, driver_event
 
 if TYPE_CHECKING:
@@ -72,6 +81,15 @@ def wait_for_slots(sc: Any, needed: int, deadline_s: float, master: str) -> None
         )
 
 
+def executor_addresses(sc: Any) -> set[str]:
+    """``host:port`` of every block manager registered with the driver now (executors, and the driver's own)."""
+    try:
+        infos = sc._jsc.sc().statusTracker().getExecutorInfos()
+        return {f"{i.host()}:{i.port()}" for i in infos if int(i.port()) > 0}  # port 0: not registered yet
+    except Exception:  # a Spark whose status API changed: the cause then comes from the failure's text alone
+        return set()
+
+
 def driver_host(sc: Any) -> str:
     """The address executors reach the driver at (where the rendezvous store listens)."""
     return str(sc.getConf().get("spark.driver.host", None) or os.environ.get("SPARK_LOCAL_IP") or "127.0.0.1")
@@ -108,22 +126,43 @@ class _StageRun:
 
 @dataclass
 class _Epoch:
-    """One epoch as the ranks published it."""
+    """One epoch as the ranks published it (``ranks``: each rank's own state, when asked for and kept)."""
 
     params: bytes
     updater: bytes | None
     reports: list[tuple[dict[str, Any], bytes]]
+    ranks: tuple[bytes, ...] | None = None
 
 
-def _take_epoch(store: DriverStore, prefix: str, epoch: int, world: int, with_updater: bool) -> _Epoch | None:
+def _take_epoch(store: DriverStore, task: StageTask, epoch: int, with_updater: bool) -> _Epoch | None:
     """The epoch's published items, removed from the store; None while some rank has not published yet."""
+    prefix, world = task.prefix, task.world_size
     keys = [driver_key(prefix, epoch_key(epoch, f"r{r}")) for r in range(world)]
     if not store.check(keys):
         return None
     params = store.take(driver_key(prefix, epoch_key(epoch, "params")))
     updater = store.take(driver_key(prefix, epoch_key(epoch, "updater"))) if with_updater else None
     reports = [unpack_report(store.take(k)) for k in keys]
-    return _Epoch(params, updater, reports)
+    ranks = None
+    if epoch in task.rank_state_epochs:
+        ranks = tuple(store.take(driver_key(prefix, epoch_key(epoch, f"s{r}"))) for r in range(world))
+        if not any(ranks):  # the master's ranks keep nothing of their own
+            ranks = None
+    return _Epoch(params, updater, reports, ranks)
+
+
+def _held_ranks(held: TrainerState | None, epoch: int, world: int, dtype: Any) -> tuple[bytes, ...] | None:
+    """Each rank's state to continue ``epoch`` from, if the driver holds it for that epoch and world size."""
+    if held is None or held.epoch != epoch or not held.ranks:
+        return None
+    if len(held.ranks) != world:
+        log.warning(
+            "the trainer state of epoch %d holds %d ranks' buffers but this fit runs %d workers: the ranks start "
+            "from empty buffers (residuals); resume with num_workers=%d to continue exactly",
+            epoch, len(held.ranks), world, len(held.ranks),
+        )
+        return None
+    return tuple(np.ascontiguousarray(r, dtype=dtype).tobytes() for r in held.ranks)
 
 
 def _absorb(ctx: FitContext, master: Any, epoch: int, taken: _Epoch, t_epoch: float) -> dict[str, float]:
@@ -180,8 +219,10 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
     wait_for_slots(sc, workers, SLOT_WAIT_S, name)
     max_attempts = int(sc.getConf().get("spark.stage.maxConsecutiveAttempts", "4"))
     store = DriverStore(driver_host(sc), master.collective_timeout)
-    state: dict[str, float] = {}
     net = ctx.net
+    dtype = net.flat.params.detach().numpy().dtype
+    resumed = ctx.trainer_state  # a resumed checkpoint's (tau, residuals), when it belongs to this epoch
+    state: dict[str, float] = dict(resumed.scalars) if resumed is not None and resumed.epoch == net.epoch else {}
     end_epoch = net.epoch + ctx.epochs
     with_updater = bool(net.updater.state.numel())
     stopped = False
@@ -197,7 +238,11 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                 launched_at = net.epoch
                 t0 = time.time()
                 shipment = ship(sc, net, with_updater=True, key=prefix)
+                ranks = _held_ranks(ctx.trainer_state, net.epoch, workers, dtype)
+                for rank, data in enumerate(ranks or ()):
+                    store.set(driver_key(prefix, resume_key(rank)), data)
                 ctx.timer("broadcast", t0, net.iteration)
+                executors = executor_addresses(sc)
                 task = StageTask(
                     fit_id=ctx.data.fit_id,
                     spec=ctx.data.spec,
@@ -220,20 +265,22 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                     collect_stats=ctx.stats is not None,
                     worker_stats=bool(ctx.listeners),
                     synchronous=ctx.synchronous,
+                    rank_state_epochs=tuple(range(net.epoch, net.epoch + stage_epochs)),  # every epoch: see _sharing
+                    resume_ranks=ranks is not None,
                 )
                 stage = frame.mapInArrow(partial(run_stage, task), RESULT_SCHEMA, barrier=True)
                 t_stage = time.time()
                 last = net.epoch + stage_epochs - 1
                 run = _StageRun(ctx, stage, group, f"deepspark {what}, epochs {net.epoch}..{last}")
                 try:
-                    stopped, state = _follow(
-                        ctx, master, run, store, prefix, stage_epochs, workers, with_updater, state
-                    )
+                    stopped, state = _follow(ctx, master, run, store, task, with_updater, state)
                 except BaseException:
                     run.cancel()
                     raise
                 finally:
                     shipment.unpersist()
+                    for rank in range(len(ranks or ())):
+                        store.delete(driver_key(prefix, resume_key(rank)))
                 ctx.timer("map", t_stage, net.iteration, attempt=attempt)
                 if run.error is None:
                     break
@@ -245,14 +292,20 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                     raise translated from None
                 attempt = attempt + 1 if net.epoch == launched_at else 1
                 cause = root_cause(error)
+                gone = sorted(executors - executor_addresses(sc))
+                if gone and not cause.startswith("executor "):  # a peer's broken connection reported first
+                    cause = f"executor at {', '.join(gone)} was lost during the stage ({cause})"
                 if ctx.timer.enabled:  # the attempt goes in the event's own field, where retried attempts are read
                     ctx.timer.events.append(
                         driver_event(PHASE_RETRY, time.time(), 0.0, net.iteration, attempt, cause=cause[:200])
                     )
                 if attempt >= max_attempts:
                     raise DistributedTrainingError(
-                        f"{what}, epoch {net.epoch}: the barrier stage failed {attempt} times "
-                        f"(spark.stage.maxConsecutiveAttempts = {max_attempts}); last cause: {cause}"
+                        f"{what}, epoch {net.epoch}: the barrier stage failed {attempt} times in a row "
+                        f"(spark.stage.maxConsecutiveAttempts = {max_attempts}); last cause: {cause}. Find out why "
+                        "it fails (the executors' logs), or allow more attempts with a higher "
+                        "spark.stage.maxConsecutiveAttempts; resume_from a checkpoint_dir continues from the last "
+                        "checkpointed epoch"
                     ) from error
                 log.warning(
                     "%s: epoch %d attempt %d failed (%s); relaunching from the driver's state", what, net.epoch,
@@ -260,7 +313,12 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
                 )
                 if net.epoch >= end_epoch or stopped:  # it failed after publishing its last epoch
                     break
-                wait_for_slots(sc, workers, RETRY_SLOT_WAIT_S, name)
+                try:
+                    wait_for_slots(sc, workers, RETRY_SLOT_WAIT_S, name)
+                except DistributedTrainingError as lost:  # no replacement executor in time: say what was lost
+                    raise DistributedTrainingError(
+                        f"{what}, epoch {net.epoch}: cannot relaunch after attempt {attempt} failed ({cause}): {lost}"
+                    ) from error
     finally:
         store.close()
 
@@ -270,23 +328,25 @@ def _follow(
     master: Any,
     run: _StageRun,
     store: DriverStore,
-    prefix: str,
-    epochs: int,
-    world: int,
+    task: StageTask,
     with_updater: bool,
     state: dict[str, float],
 ) -> tuple[bool, dict[str, float]]:
-    """Take each epoch's state as the ranks publish it until the stage ends; returns (stopped early, state)."""
+    """Take each epoch's state as the ranks publish it until the stage ends; returns (stopped early, state).
+
+    ``ctx.trainer_state`` follows: after each epoch it holds the trainer state (each rank's own buffers too
+    when the task asked for them that epoch), which the epoch callback checkpoints."""
     net = ctx.net
-    first = net.epoch
+    first, prefix = net.epoch, task.prefix
+    dtype = net.flat.params.detach().numpy().dtype
     t_epoch = time.time()
-    for epoch in range(first, first + epochs):
+    for epoch in range(first, first + task.epochs):
         while True:
-            taken = _take_epoch(store, prefix, epoch, world, with_updater)
+            taken = _take_epoch(store, task, epoch, with_updater)
             if taken is not None:
                 break
             if run.finished.is_set():
-                taken = _take_epoch(store, prefix, epoch, world, with_updater)  # published just before the end
+                taken = _take_epoch(store, task, epoch, with_updater)  # published just before the end
                 if taken is not None:
                     break
                 if run.error is None:
@@ -295,9 +355,11 @@ def _follow(
             run.finished.wait(POLL_S)
         t0 = time.time()
         state = _absorb(ctx, master, epoch, taken, t_epoch)
+        ranks = tuple(np.frombuffer(r, dtype=dtype) for r in taken.ranks) if taken.ranks is not None else ()
+        ctx.trainer_state = TrainerState(epoch=net.epoch, scalars=dict(state), ranks=ranks)
         ctx.timer("process_params", t0, net.iteration)
         stop = ctx.epoch_done()
-        if ctx.synchronous and epoch + 1 < first + epochs:
+        if ctx.synchronous and epoch + 1 < first + task.epochs:
             store.set(driver_key(prefix, epoch_key(epoch, "go")), b"0" if stop else b"1")
         t_epoch = time.time()
         if stop:

@@ -63,6 +63,12 @@ class StageTrainer(Protocol):
     def state(self) -> dict[str, float]:
         """What a stage relaunched after this epoch needs besides parameters and updater state (e.g. tau)."""
 
+    def rank_state(self) -> Any:
+        """This rank's own flat buffer that the next epoch continues from (threshold residual), or None."""
+
+    def restore_rank_state(self, data: bytes) -> None:
+        """Continue from a buffer ``rank_state`` gave at the end of an earlier epoch (a resumed fit)."""
+
     def close(self) -> None:
         """Release what the trainer attached to the network (hooks)."""
 
@@ -85,6 +91,9 @@ class StageTask:
         batch_size, prefetch, seed, backend, timeout: from the master's settings.
         collect_stats: record per-step phases; ``worker_stats``: send readings (RSS, GC) for listeners.
         synchronous: after each epoch wait for the driver's verdict (continue or stop: early stopping).
+        rank_state_epochs: epochs after which every rank also publishes its own state (``rank_state``: the
+            driver checkpoints then).
+        resume_ranks: the driver put each rank's state to continue from under ``resume_key(rank)``.
     """
 
     fit_id: str
@@ -108,10 +117,18 @@ class StageTask:
     collect_stats: bool
     worker_stats: bool
     synchronous: bool
+    rank_state_epochs: tuple[int, ...] = ()
+    resume_ranks: bool = False
+
+
+def resume_key(rank: int) -> str:
+    """Store key (under the stage prefix) of the state rank ``rank`` continues from."""
+    return f"resume/r{rank}"
 
 
 def epoch_key(epoch: int, what: str) -> str:
-    """Store key (under the stage prefix) of an epoch's item: ``r<rank>``, ``params``, ``updater``, ``go``."""
+    """Store key (under the stage prefix) of an epoch's item: ``r<rank>`` (report), ``s<rank>`` (rank state),
+    ``params``, ``updater``, ``go``."""
     return f"e{epoch}/{what}"
 
 
@@ -179,6 +196,8 @@ def run_stage(task: StageTask, batches: Iterator[Any]) -> Iterator[Any]:
     monitor = gc_monitor()
     try:
         trainer = task.master.stage_trainer(net, member.world_size, json.loads(task.state), timer)
+        if task.resume_ranks:
+            trainer.restore_rank_state(bytes(member.store.get(resume_key(index))))
         longest = trainer.agree_max(len(x))
         feeder = Minibatches(net, task.spec, x, y, task.batch_size, task.prefetch)
         freeze_setup()
@@ -219,6 +238,9 @@ def _publish(
             index, int(delta["examples"]), int(delta["steps"]), float(delta["seconds"]), float(delta["score_sum"])
         )
         header["reading"] = json.loads(reading)
+    if epoch in task.rank_state_epochs:  # before the report too
+        buffer = trainer.rank_state()
+        store.set(epoch_key(epoch, f"s{index}"), b"" if buffer is None else buffer.numpy().tobytes())
     if index == 0:  # parameters first: the driver takes the epoch once every rank's report is there
         store.set(epoch_key(epoch, "params"), net.flat.params.detach().cpu().numpy().tobytes())
         if net.updater.state.numel():
@@ -240,6 +262,7 @@ __all__ = [
     "driver_key",
     "epoch_key",
     "pack_report",
+    "resume_key",
     "run_stage",
     "unpack_report",
 ]

@@ -193,9 +193,10 @@ class GradientSharing(TrainingMaster):
         residual_post_processor: ``ResidualClipping`` (default) or None.
         flush_residual: at the end of every epoch, apply every rank's residual (what has not reached tau
             yet) at once. Off by default: the residuals carry on into the next epoch and what is left at the
-            end of a stage (less than tau per element) is dropped. Flushing applies up to ``num_workers * tau``
-            to every parameter in one step, and that burst cost 3-5 points of MNIST test accuracy per epoch
-            (docs/gradient-sharing.md).
+            end of a fit (less than tau per element) is dropped; a relaunched stage, or a fit resumed from a
+            checkpoint, continues from the residuals of its epoch. Flushing applies up to
+            ``num_workers * tau`` to every parameter in one step, and that burst cost 3-5 points of MNIST test
+            accuracy per epoch (docs/gradient-sharing.md).
         staleness: 0 = synchronous; 1 = apply the peers' updates one step late, so the exchange of step t
             overlaps the compute of step t + 1.
         epochs_per_stage: epochs one barrier stage trains; None (default) = the whole fit in one stage.
@@ -260,7 +261,7 @@ class GradientSharing(TrainingMaster):
         """This master's per-rank trainer (executor side): the dense or threshold exchange."""
         from deepspark.spark._sharing_trainer import Trainer
 
-        return Trainer(net, self, world, state.get("tau"), timer)
+        return Trainer(net, self, world, state, timer)
 
 
 def _refuse_nccl(backend: str, gpus: bool) -> None:

@@ -13,6 +13,7 @@ from deepspark.errors import ConfigError, DataError, DeepSparkError, StorageErro
 from deepspark.nn.fit_session import FitSession, OnDivergence, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
 from deepspark.spark._placement import TASK_AMOUNT_KEY, driver_placement
+from deepspark.spark._trainer_state import TrainerState, load_trainer_state, save_trainer_state, state_path
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
 from deepspark.spark.masters import ParameterAveraging, TrainingMaster
@@ -95,7 +96,9 @@ class SparkNetwork:
         ``data`` is a DataFrame, or the path of minibatches written by ``export_minibatches``. With
         ``checkpoint_dir`` an archive is written every ``checkpoint_every`` epochs; ``resume_from`` (an
         archive or a checkpoint folder) continues from the epoch it was written at, so on CPU with a
-        fixed seed a resumed run ends with the same parameters as an uninterrupted one.
+        fixed seed a resumed run ends with the same parameters as an uninterrupted one. Gradient sharing's
+        threshold state (tau, and every rank's residual) is checkpointed next to the archive
+        (``<archive>.trainer.safetensors``) and handed back to the ranks on resume (same ``num_workers``).
 
         ``validation_data`` (a DataFrame with the same columns, or ``(x, y)`` arrays evaluated on the driver),
         ``callbacks`` and ``verbose`` work as in ``Network.fit``; the epochs' metrics land in ``self.history``.
@@ -118,8 +121,11 @@ class SparkNetwork:
         master.check(placement.gpus)
         if placement.gpus:
             log.info("tasks compute on the GPU Spark assigns each (%s=%g)", TASK_AMOUNT_KEY, placement.task_amount)
+        resumed: TrainerState | None = None
         if resume_from is not None:
-            self.network = Network.load(latest_checkpoint(resume_from))
+            archive = latest_checkpoint(resume_from)
+            self.network = Network.load(archive)
+            resumed = _resumed_trainer_state(archive, self.network)
             log.info("resuming from epoch %d (iteration %d)", self.network.epoch, self.network.iteration)
         session = self._fit_session(
             epochs, validation_data, features_col, label_col, callbacks, verbose, on_divergence
@@ -137,15 +143,19 @@ class SparkNetwork:
         prepared = master.prepare(self.spark, source, self.network, features_col, label_col, workers, timer)
         start_epoch = self.network.epoch
 
+        def checkpointed(epoch: int) -> bool:
+            return checkpoint_dir is not None and (epoch - start_epoch) % checkpoint_every == 0
+
         def on_round_done(info: RoundInfo) -> None:
             session.step(info.score, total=info.rounds_in_epoch)
             if on_round is not None:
                 on_round(info)
 
         def on_epoch(epoch: int) -> bool:
-            if checkpoint_dir is not None and (epoch - start_epoch) % checkpoint_every == 0:
+            if checkpoint_dir is not None and checkpointed(epoch):
                 path = Path(checkpoint_dir) / f"checkpoint_epoch{epoch:04d}.zip"
                 path.parent.mkdir(parents=True, exist_ok=True)
+                _save_trainer_state(ctx.trainer_state, epoch, path)  # first: a checkpoint's archive is its last file
                 self.network.save(path)
             return not session.end_epoch()
 
@@ -162,6 +172,7 @@ class SparkNetwork:
             synchronous=bool(session.callbacks),
             on_diverged=session.guard.diverged,
             epoch_per_stage=hasattr(validation_data, "sparkSession"),  # a validation DataFrame
+            trainer_state=resumed,
         )
         session.start()
         try:
@@ -332,3 +343,27 @@ def _check_checkpoint_dir(path: Path) -> None:
     except OSError as e:
         reason = e.strerror or e
         raise StorageError(f"checkpoint_dir: cannot create {path} ({reason}); pass a writable directory") from e
+
+
+def _save_trainer_state(state: TrainerState | None, epoch: int, archive: Path) -> None:
+    """Write the trainer state of ``epoch`` next to checkpoint ``archive`` (or remove a stale one there)."""
+    target = state_path(archive)
+    if state is None or state.epoch != epoch or state.empty:
+        target.unlink(missing_ok=True)  # a file of an earlier fit in the same folder must not be resumed
+        return
+    save_trainer_state(state, target)
+
+
+def _resumed_trainer_state(archive: Path, net: Network) -> TrainerState | None:
+    """The trainer state saved with checkpoint ``archive`` (gradient sharing's tau and residuals), if any."""
+    path = state_path(archive)
+    if not path.exists():
+        return None
+    state = load_trainer_state(path, net.flat.n_trainable, net.flat.params.detach().numpy().dtype)
+    if state.epoch != net.epoch:
+        log.warning(
+            "%s belongs to epoch %d but %s to epoch %d: resuming without it (empty residuals)",
+            path, state.epoch, archive, net.epoch,
+        )
+        return None
+    return state

@@ -68,7 +68,7 @@ def _stage(
     net = Network(Spec.from_json(conf_json))  # type: ignore[arg-type]
     _rendezvous.join(host, port, prefix, index, 2, "gloo", 20.0)
     try:
-        trainer = Trainer(net, master, 2, None, PhaseTimer("worker", index, enabled=False))
+        trainer = Trainer(net, master, 2, {}, PhaseTimer("worker", index, enabled=False))
         for x, y in batches:
             half = len(x) // 2
             xs, ys = x[index * half : (index + 1) * half], y[index * half : (index + 1) * half]
