@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +15,8 @@ from deepspark.config import Adam, Dense, InputType, NetworkConfig, Output
 from deepspark.spark import GradientSharing, ParameterAveraging, SparkNetwork
 from deepspark.spark._averaging import JOB_GROUP
 from deepspark.spark._sharing import JOB_GROUP as SHARING_JOB_GROUP
+
+from .faults import cpu_ticks_below, executor_pids
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -42,42 +43,6 @@ def _frame(spark: SparkSession, n: int) -> tuple[DataFrame, np.ndarray, np.ndarr
     return spark.createDataFrame(pdf).repartition(2), x, y
 
 
-def _executor_pids(app_id: str) -> list[int]:
-    """PIDs of this application's executor JVMs, read from /proc (ps may cut long Java command lines)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "CoarseGrainedExecutorBackend" in cmd and app_id in cmd:
-            pids.append(int(proc.name))
-    return sorted(pids)
-
-
-def _cpu_ticks_below(root: int) -> int:
-    """CPU ticks used so far by the processes below ``root`` (its Python daemon and workers)."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(proc.name)] = int(fields[1])
-        ticks[int(proc.name)] = int(fields[11]) + int(fields[12])
-    total, frontier = 0, {root}
-    while frontier:
-        children = {pid for pid, ppid in parents.items() if ppid in frontier}
-        total += sum(ticks[c] for c in children)
-        frontier = children
-    return total
-
-
 def _kill_busy_executor_during_a_round(
     spark: SparkSession,
     stop: threading.Event,
@@ -96,10 +61,10 @@ def _kill_busy_executor_during_a_round(
         stages = {s for info in infos if info is not None for s in info.stageIds}
         # An active stage of the fit (a barrier stage reports numActiveTasks = 0 while its tasks run).
         if stages & set(tracker.getActiveStageIds()):
-            pids = _executor_pids(app_id)
-            first = {p: _cpu_ticks_below(p) for p in pids}
+            pids = executor_pids(app_id)
+            first = {p: cpu_ticks_below(p) for p in pids}
             stop.wait(0.05)
-            busy = [p for p in pids if _cpu_ticks_below(p) > first[p]]
+            busy = [p for p in pids if cpu_ticks_below(p) > first[p]]
             if busy:
                 os.kill(busy[0], signal.SIGKILL)
                 killed.append(busy[0])
