@@ -1,9 +1,11 @@
 """Conversion of a DataFrame into training blocks, against Spark's own floor, in one run on local[2].
 
 (a) 60,000 x 784 rows (the MNIST test images tiled 6 times, an ``array<float>`` column, cached and counted):
-    the time ``prepare`` takes to turn them into cached per-worker blocks (describe, convert, shuffle,
-    cache), against a pass-through ``mapInArrow`` over the same cached rows (every batch to Python and back:
-    the least any Python-side conversion can cost). Alternating, median of ``--rounds``.
+    the time ``prepare`` takes to turn them into cached per-worker blocks (describe, convert, shuffle when
+    rows must move, cache), against a pass-through ``mapInArrow`` over the same cached rows (every batch to
+    Python and back: the least any Python-side conversion can cost). Alternating, median of ``--rounds``.
+    Twice: the rows in 2 partitions of 30,000 (``repartition(2)``: each already holds one worker's rows, so
+    they are converted in place), and in 3 partitions (every row goes through Spark's shuffle).
 (b) The demo's data (1,438 digits of 64 pixels, as ``deepspark demo`` builds it): the ``repartition`` phase of
     its fit, from the training stats.
 
@@ -38,13 +40,13 @@ def passthrough(batches: Iterator[Any]) -> Iterator[Any]:
     yield from batches
 
 
-def bench_conversion(spark: Any, x: np.ndarray, y: np.ndarray, rounds: int) -> None:
+def bench_conversion(spark: Any, x: np.ndarray, y: np.ndarray, rounds: int, partitions: int) -> None:
     import pandas as pd
 
     from deepspark.nn import Network
     from deepspark.spark._prepare import prepare
 
-    df = spark.createDataFrame(pd.DataFrame({"features": list(x), "label": y})).repartition(2).persist()
+    df = spark.createDataFrame(pd.DataFrame({"features": list(x), "label": y})).repartition(partitions).persist()
     df.count()
     net = Network(lenet_config())
     master = GradientSharing(num_workers=2, batch_size_per_worker=32)
@@ -61,8 +63,10 @@ def bench_conversion(spark: Any, x: np.ndarray, y: np.ndarray, rounds: int) -> N
         prepared.unpersist()
         print(f"  pass-through {floor[-1]:.2f} s, prepare {convert[-1]:.2f} s", flush=True)
     f, c = statistics.median(floor), statistics.median(convert)
-    print(f"(a) {len(x):,} x {x.shape[1]} rows: pass-through mapInArrow {f:.2f} s ({len(x) / f:,.0f} rows/s), "
-          f"prepare {c:.2f} s ({len(x) / c:,.0f} rows/s): {c / f:.2f}x the floor (target <= 2x); {load()}")
+    layout = "in place" if partitions == 2 else "shuffled"
+    print(f"(a) {len(x):,} x {x.shape[1]} rows in {partitions} partitions ({layout}): pass-through mapInArrow "
+          f"{f:.2f} s ({len(x) / f:,.0f} rows/s), prepare {c:.2f} s ({len(x) / c:,.0f} rows/s): {c / f:.2f}x the "
+          f"floor (target <= 2x); {load()}")
     df.unpersist()
 
 
@@ -99,7 +103,8 @@ def main() -> None:
             x, y, _x_test, _y_test = mnist_split(args.mnist, n_train=10_000)
             x60 = np.tile(x, (6, 1)).astype(np.float32)
             y60 = np.tile(y, 6).astype(np.int64)
-            bench_conversion(spark, x60, y60, args.rounds)
+            for partitions in (2, 3):
+                bench_conversion(spark, x60, y60, args.rounds, partitions)
         if "b" in args.only:
             bench_demo(spark)
     finally:

@@ -18,6 +18,7 @@ from .dataframe import (  # the pieces the export shares with to_blocks
     _MINIBATCH_SCHEMA,
     _SIDECAR,
     _arrow_safe,
+    _is_persisted,
     _merge_blocks,
     _partition_counts,
     _pieces_frame,
@@ -181,7 +182,7 @@ def export_minibatches(
     n_batches = math.ceil(total / size)
     workers = min(_workers(df, num_partitions), n_batches)
     blocks = [(j * workers // n_batches, j * size, min((j + 1) * size, total)) for j in range(n_batches)]
-    pieces = _pieces_frame(selected, renamed, dt, blocks, counts, workers, aliases)
+    pieces = _pieces_frame(selected, renamed, dt, blocks, counts, workers, aliases, _is_persisted(df))
     merged = pieces.sortWithinPartitions("block", "part").mapInArrow(_merge_blocks, _MINIBATCH_SCHEMA)
     with spark_failures("exporting minibatches"):
         merged.write.mode("overwrite").parquet(path)

@@ -157,6 +157,7 @@ class CompiledTorchLayer(CompiledLayer):
     def run(self, x: Tensor, mask: Tensor | None) -> Masked:
         if self.reshape:
             x = x.reshape(x.shape[0], *self.in_shape)
+        x = x.contiguous()  # the user's module gets the standard layout (inference convolutions leave NHWC)
         return self.module(x), mask if self.keeps_mask else None
 
     def weight_names(self) -> tuple[str, ...]:

@@ -84,19 +84,27 @@ def _is_scalar(df: DataFrame, column: str) -> bool:
     return isinstance(fields.get(column), NumericType)
 
 
+def _flat_label_kind(df: DataFrame, net: Network, label_col: str) -> Literal["index"] | None:
+    """``"index"`` when a classifier reads a numeric label column (Spark ML keeps classes as doubles), else
+    None: the column's type decides."""
+    from deepspark.nn.functional import CLASSIFICATION_LOSSES
+
+    head = net.heads[0]
+    classes = head.loss in CLASSIFICATION_LOSSES and not head.recurrent and _is_scalar(df, label_col)
+    return "index" if classes else None
+
+
 def _describe(df: DataFrame, net: Network, features_col: Any, label_col: str) -> tuple[ColumnSpec, Any]:
     from deepspark.data.dataframe import describe_columns
     from deepspark.nn.functional import CLASSIFICATION_LOSSES
 
-    head = net.heads[0]
-    classifier = head.loss in CLASSIFICATION_LOSSES
     if recurrent_input(net):
         from deepspark.data.sequences import describe_sequences, sequence_label_kind
 
-        kind = sequence_label_kind(df, label_col, head.recurrent, classifier)
+        head = net.heads[0]
+        kind = sequence_label_kind(df, label_col, head.recurrent, head.loss in CLASSIFICATION_LOSSES)
         return describe_sequences(df, features_col, label_col, label_kind=kind)
-    scalar_classes = classifier and not head.recurrent and _is_scalar(df, label_col)
-    return describe_columns(df, features_col, label_col, label_kind="index" if scalar_classes else None)
+    return describe_columns(df, features_col, label_col, label_kind=_flat_label_kind(df, net, label_col))
 
 
 def _worker_counts(blocks: DataFrame, workers: int) -> tuple[int, ...]:
@@ -109,6 +117,67 @@ def _worker_counts(blocks: DataFrame, workers: int) -> tuple[int, ...]:
     return tuple(counts)
 
 
+def _prepare_in_place(
+    df: DataFrame,
+    net: Network,
+    master: TrainingMaster,
+    features_col: Any,
+    label_col: str,
+    workers: int,
+    timer: PhaseTimer,
+) -> PreparedData | None:
+    """One data pass for a persisted frame whose partitions may already be the workers' shares; else None.
+
+    A persisted DataFrame with exactly ``workers`` partitions is converted where it lies, without the describe
+    pass: the schema is checked here and every row on the executors (the network's input width, nulls, NaN,
+    class indices). The blocks' counts then say whether partition k held exactly worker k's balanced share
+    (``"keep"`` takes any split). If not, or if a row was bad, the blocks are dropped and None sends the caller
+    down the usual path, which describes the data first and reports bad rows with its full message.
+    """
+    from pyspark import StorageLevel
+
+    from deepspark.data._arrow import balanced_ranges
+    from deepspark.data.dataframe import _is_persisted, describe_columns, to_blocks
+
+    width = input_size(net)
+    if width is None or recurrent_input(net) or not _is_persisted(df) or df.rdd.getNumPartitions() != workers:
+        return None
+    strategy = master.block_strategy(workers, workers)
+    if strategy == "spark_default":
+        return None
+    head = net.heads[0]
+    spec, _ = describe_columns(
+        df,
+        features_col,
+        label_col,
+        label_kind=_flat_label_kind(df, net, label_col),
+        expected_features=width,
+        expected_label_values=head.n_out,
+    )
+    classes = head.n_out if spec.label_kind == "index" else None
+    blocks: DataFrame | None = None
+    with timer.phase("repartition", round=0, in_place=True):
+        try:
+            with spark_failures("converting the training data"):
+                blocks = to_blocks(df, spec, num_partitions=workers, strategy="keep", label_classes=classes)
+                blocks = blocks.persist(getattr(StorageLevel, master.storage_level))
+                counts = _worker_counts(blocks, workers)
+        except DataError:  # bad rows: the usual path names them with its full message
+            if blocks is not None:
+                blocks.unpersist()
+            return None
+        except BaseException:
+            if blocks is not None:
+                blocks.unpersist()
+            raise
+    total = sum(counts)
+    shares = tuple(stop - start for start, stop in balanced_ranges(total, workers))
+    if total >= workers and (strategy == "keep" or counts == shares):
+        return PreparedData(blocks, spec, counts)
+    blocks.unpersist()
+    return None
+
+
 def prepare(
     df: DataFrame,
     net: Network,
@@ -118,10 +187,19 @@ def prepare(
     workers: int,
     timer: PhaseTimer,
 ) -> PreparedData:
-    """Check the columns against the network, convert to per-worker blocks through Arrow, cache them."""
+    """Check the columns against the network, convert to per-worker blocks through Arrow, cache them.
+
+    A persisted frame already split over the workers takes one data pass (`_prepare_in_place`); any other
+    takes two: one JVM aggregate that checks the columns and counts rows per partition, then the conversion
+    (with a shuffle when rows must move to their worker).
+    """
     from pyspark import StorageLevel
 
     from deepspark.data.dataframe import to_blocks
+
+    in_place = _prepare_in_place(df, net, master, features_col, label_col, workers, timer)
+    if in_place is not None:
+        return in_place
 
     with timer.phase("count", round=0), spark_failures("reading the training columns"):
         spec, seen = _describe(df, net, features_col, label_col)

@@ -171,6 +171,47 @@ def test_describe_reports_rows_per_partition_and_to_blocks_reuses_them(spark: Sp
     assert describe_columns(local, "features", "label")[1].partition_rows is None
 
 
+def _plan(df: DataFrame) -> str:
+    return str(df._jdf.queryExecution().executedPlan().toString())
+
+
+def test_to_blocks_balanced_input_is_converted_in_place_without_a_shuffle(spark: SparkSession) -> None:
+    """A persisted frame whose partitions already hold exactly worker k's rows is converted where it is (no
+    Exchange); one row off, or not persisted (adaptive execution may lay it out differently in the next job), and
+    every row goes through the shuffle again. Each worker gets its exact range either way."""
+
+    def frame(sizes: list[int]) -> DataFrame:
+        keep = F.element_at(F.array(*[F.lit(s) for s in sizes]), (F.col("id") / 100).cast("int") + 1)
+        features = F.array(*[(F.col("id") * c + j / 8).cast("float") for j, c in enumerate([1.0, -0.5, 0.25, 2.0])])
+        return (
+            spark.range(0, 100 * len(sizes), numPartitions=len(sizes))
+            .filter(F.col("id") % 100 < keep)
+            .select(features.alias("features"), (F.col("id") % 3).alias("label"))
+        )
+
+    def check(sizes: list[int], shuffled: bool, persisted: bool = True) -> None:
+        df = frame(sizes).persist() if persisted else frame(sizes)
+        try:
+            spec, stats = describe_columns(df, "features", "label")
+            blocks = to_blocks(df, spec, num_partitions=2, partition_rows=stats.partition_rows)
+            assert ("Exchange hashpartitioning" in _plan(blocks)) is shuffled
+            out = sorted(blocks.rdd.mapPartitions(lambda rows: _partition_summary(rows, spec)).collect())
+        finally:
+            df.unpersist()
+        ids = np.concatenate([np.arange(100 * p, 100 * p + s) for p, s in enumerate(sizes)])
+        n = len(ids)
+        for k, (pid, workers, _, x, y) in enumerate(out):
+            mine = ids[k * n // 2 : (k + 1) * n // 2]
+            assert (pid, workers) == (k, [k])
+            np.testing.assert_array_equal(np.array(x), _expected_row(mine).astype(np.float32))
+            assert y == (mine % 3).tolist()
+
+    check([30, 31], shuffled=False)  # 61 rows: worker 0 gets rows [0, 30), worker 1 [30, 61)
+    check([31, 30], shuffled=True)  # the same sizes the other way round: one row has to move
+    check([30, 30, 0], shuffled=True)  # three partitions for two workers, one of them empty
+    check([30, 31], shuffled=True, persisted=False)
+
+
 def test_to_blocks_spark_default_and_keep_keep_every_row_once(spark: SparkSession) -> None:
     df = _skewed(spark).withColumnRenamed("features", "px.features")  # a dotted name, which mapInArrow cannot resolve
     spec = resolve_columns(df, "px.features", None)
@@ -287,6 +328,25 @@ def test_export_minibatches_round_trip_full_batches_in_global_order(spark: Spark
     np.testing.assert_array_equal(y, ids % 3)
     with pytest.raises(StorageError, match=r"already exists; pass overwrite=True"):
         export_minibatches(df, path, 32)
+
+
+def test_export_of_a_persisted_frame_already_in_place_keeps_the_global_order(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Two persisted partitions of 64 rows: each holds exactly its worker's two minibatches, so nothing is
+    shuffled, and the export still reads back as full minibatches in global order."""
+    features = F.array(*[(F.col("id") * c + j / 8).cast("float") for j, c in enumerate([1.0, -0.5, 0.25, 2.0])])
+    df = spark.range(0, 128, numPartitions=2).select(features.alias("features"), (F.col("id") % 3).alias("label"))
+    df = df.persist()
+    try:
+        info = export_minibatches(df, str(tmp_path / "export"), 32, num_partitions=2)
+    finally:
+        df.unpersist()
+    frame, read = read_exported(spark, info.path)
+    rows = sorted(frame.collect(), key=lambda r: r["batch"])
+    assert [(r["batch"], r["n"]) for r in rows] == [(j, 32) for j in range(4)]
+    x = np.concatenate([blocks_to_arrays([r], read.spec, read.dtype)[0] for r in rows])
+    np.testing.assert_array_equal(x, _expected_row(np.arange(128)).astype(np.float32))
 
 
 def test_export_and_read_bad_paths_raise(spark: SparkSession, tmp_path: Path) -> None:

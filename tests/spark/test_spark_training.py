@@ -246,3 +246,63 @@ def test_spark_fit_checkpoint_dir_that_is_a_file_config_error_before_training(
         net.fit(_frame(spark, x, y), epochs=2, checkpoint_dir=taken)
     assert info.value.path == "checkpoint_dir" and "existing file" in info.value.message
     assert net.network.epoch == 0 and net.network.iteration == 0  # refused before the first epoch trained
+
+
+def test_persisted_frame_split_over_the_workers_is_prepared_in_one_pass(spark: SparkSession, seed: int) -> None:
+    """A persisted frame whose 2 partitions hold exactly each worker's share is converted where it lies, without the
+    describe pass, into the same blocks the usual path makes; an uneven split and a bad class index fall back to the
+    usual path (the latter with its full message)."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from deepspark.spark import GradientSharing
+    from deepspark.spark._prepare import prepare
+    from deepspark.spark.events import PhaseTimer
+
+    x, y = _data(64, seed)
+    pdf = pd.DataFrame({"id": np.arange(64), "features": list(x), "label": y})
+    net = Network(_conf(seed))
+    master = GradientSharing(num_workers=2, batch_size_per_worker=8)
+
+    def blocks(frame: DataFrame) -> tuple[list[str], list[tuple[int, int, bytes, bytes]], tuple[int, ...]]:
+        timer = PhaseTimer()
+        prepared = prepare(frame, net, master, "features", "label", 2, timer)
+        try:
+            rows = prepared.blocks.collect()
+        finally:
+            prepared.unpersist()
+        got = sorted((r["worker"], r["part"], bytes(r["x"]), bytes(r["y"])) for r in rows)
+        return [e.phase for e in timer.events], got, prepared.counts
+
+    usual_phases, expected, _ = blocks(spark.createDataFrame(pdf))  # not persisted: described, then converted
+    assert usual_phases == ["count", "repartition"]
+    persisted = spark.createDataFrame(pdf).persist()  # (the same plan: Spark now reads it from the cache)
+    try:
+        assert persisted.rdd.getNumPartitions() == 2
+        phases, in_place, counts = blocks(persisted)
+        assert phases == ["repartition"] and counts == (32, 32)
+        assert in_place == expected
+    finally:
+        persisted.unpersist()
+
+    keep = F.when(F.col("id") < 100, 40).otherwise(24)  # partition 0 keeps 40 rows, partition 1 24: 32 each, shuffled
+    features = F.array(*[(F.col("id") * (j + 1) / 200).cast("float") for j in range(6)])
+    uneven = (
+        spark.range(0, 200, numPartitions=2)
+        .filter(F.col("id") % 100 < keep)
+        .select(features.alias("features"), (F.col("id") % 3).alias("label"))
+        .persist()
+    )
+    try:
+        assert uneven.rdd.getNumPartitions() == 2
+        phases, _, counts = blocks(uneven)
+        assert phases == ["repartition", "count", "repartition"] and counts == (32, 32)
+    finally:
+        uneven.unpersist()
+
+    bad = spark.createDataFrame(pdf.assign(label=np.where(pdf["id"] == 40, 5, pdf["label"]))).persist()
+    try:
+        with pytest.raises(DataError, match=r"class index 5 is out of range for 3 output classes \(valid 0..2\)"):
+            prepare(bad, net, master, "features", "label", 2, PhaseTimer())
+    finally:
+        bad.unpersist()

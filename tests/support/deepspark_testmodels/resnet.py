@@ -87,3 +87,18 @@ def frozen_encoder(n_in: int = 4, n_out: int = 3) -> nn.Module:
 
 def broken_import() -> nn.Module:  # pragma: no cover - referenced only to fail
     raise RuntimeError("this factory always fails")
+
+
+
+class _FlatLinear(nn.Module):
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x.view(x.shape[0], -1))  # view, not reshape: it needs a contiguous NCHW tensor
+
+
+def flat_linear(n_in: int, n_out: int) -> nn.Module:
+    """Flattens with ``Tensor.view``, as much user code does, then a linear layer."""
+    return _FlatLinear(n_in, n_out)

@@ -39,6 +39,7 @@ from deepspark.config import (
     SimpleRnn,
     Subsampling1D,
     Subsampling2D,
+    TorchLayer,
     Upsampling2D,
     ZeroPadding2D,
 )
@@ -481,3 +482,40 @@ def test_numpy_compat_network_output_is_numpy_float32() -> None:
     out = net.output(np.zeros((2, 3), dtype=np.float64))
     assert isinstance(out, np.ndarray) and out.dtype == np.float32
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_conv_inference_runs_channels_last_and_matches_the_training_layout() -> None:
+    """CPU inference computes 2-D convolutions NHWC (oneDNN's faster kernels) while training stays NCHW; both give
+    the same outputs up to float32 rounding, and a TorchLayer after a convolution still gets contiguous NCHW input."""
+    from deepspark.nn.conv_layers import Conv2DLayer
+
+    conf = NetworkConfig(
+        seed=0,
+        input_type=InputType.convolutional_flat(12, 12, 1),
+        layers=(
+            Conv2D(n_out=4, kernel=(3, 3), activation="relu"),
+            Subsampling2D(kernel=(2, 2), stride=(2, 2)),
+            Conv2D(n_out=6, kernel=(3, 3), activation="relu"),
+            TorchLayer(factory="deepspark_testmodels.resnet:flat_linear", kwargs={"n_in": 54, "n_out": 5}, n_out=5),
+            Output(n_out=3),
+        ),
+    )
+    net = Network(conf)
+    layouts: list[tuple[bool, bool]] = []
+
+    def record(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: tuple[torch.Tensor, None]) -> None:
+        y = out[0]
+        layouts.append((y.stride(1) == 1, y.is_contiguous()))
+
+    hooks = [m.register_forward_hook(record) for m in net.model.modules() if isinstance(m, Conv2DLayer)]
+    x = np.random.default_rng(0).random((9, 144)).astype(np.float32)
+    inferred = net.output(x)
+    assert layouts == [(True, False), (True, False)]  # NHWC (channel stride 1), not NCHW-contiguous
+    layouts.clear()
+    net.model.eval()
+    with torch.enable_grad():
+        preout, _ = net.preouts(torch.from_numpy(x))[0]
+    assert layouts == [(False, True), (False, True)]
+    for h in hooks:
+        h.remove()
+    np.testing.assert_allclose(inferred, torch.softmax(preout, dim=1).detach().numpy(), rtol=1e-5, atol=1e-6)
