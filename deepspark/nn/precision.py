@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -88,4 +85,4 @@ class MixedPrecision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
 
-__all__ = ["AUTOCAST_DTYPES", "PRECISIONS", "LossScaler", "MixedPrecision", "Precision"]
+__all__ = ["AUTOCAST_DTYPES", "LossScaler", "MixedPrecision"]

@@ -38,7 +38,7 @@ from deepspark.spark._stage_worker import (
     run_stage,
     unpack_report,
 )
-from deepspark.spark._trainer_state import TrainerState
+from deepspark.spark._trainer_state import TrainerState, host_dtype
 from deepspark.spark.events import PHASE_RETRY, decode_events, driver_event
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def _held_ranks(held: TrainerState | None, epoch: int, world: int, dtype: Any) -
 def _absorb(ctx: FitContext, master: Any, epoch: int, taken: _Epoch, t_epoch: float) -> dict[str, float]:
     """Apply one epoch's state to the driver's network, record its events, report it; returns the trainer state."""
     net = ctx.net
-    dtype = np.dtype(str(net.flat.params.dtype).replace("torch.", ""))
+    dtype = host_dtype(net)
     headers = [h for h, _ in taken.reports]
     lead = next(h for h in headers if h["rank"] == 0)
     steps = sum(int(h["steps"]) for h in headers)
@@ -220,7 +220,7 @@ def train(ctx: FitContext, master: Any, *, group: str, what: str) -> None:
     max_attempts = int(sc.getConf().get("spark.stage.maxConsecutiveAttempts", "4"))
     store = DriverStore(driver_host(sc), master.collective_timeout)
     net = ctx.net
-    dtype = net.flat.params.detach().numpy().dtype
+    dtype = host_dtype(net)
     resumed = ctx.trainer_state  # a resumed checkpoint's (tau, residuals), when it belongs to this epoch
     state: dict[str, float] = dict(resumed.scalars) if resumed is not None and resumed.epoch == net.epoch else {}
     end_epoch = net.epoch + ctx.epochs
@@ -338,7 +338,7 @@ def _follow(
     when the task asked for them that epoch), which the epoch callback checkpoints."""
     net = ctx.net
     first, prefix = net.epoch, task.prefix
-    dtype = net.flat.params.detach().numpy().dtype
+    dtype = host_dtype(net)
     t_epoch = time.time()
     for epoch in range(first, first + task.epochs):
         while True:

@@ -240,7 +240,7 @@ def _publish(
         header["reading"] = json.loads(reading)
     if epoch in task.rank_state_epochs:  # before the report too
         buffer = trainer.rank_state()
-        store.set(epoch_key(epoch, f"s{index}"), b"" if buffer is None else buffer.numpy().tobytes())
+        store.set(epoch_key(epoch, f"s{index}"), b"" if buffer is None else buffer.cpu().numpy().tobytes())
     if index == 0:  # parameters first: the driver takes the epoch once every rank's report is there
         store.set(epoch_key(epoch, "params"), net.flat.params.detach().cpu().numpy().tobytes())
         if net.updater.state.numel():

@@ -53,6 +53,11 @@ class TrainerState:
         return not self.scalars and not self.ranks
 
 
+def host_dtype(net: Any) -> np.dtype[Any]:
+    """The numpy dtype of ``net``'s flat buffers, read without touching them (they may live on a GPU)."""
+    return np.dtype(str(net.flat.params.dtype).removeprefix("torch."))
+
+
 def state_path(archive: str | os.PathLike[str]) -> Path:
     """Where the trainer state of checkpoint ``archive`` is kept: ``<archive stem>.trainer.safetensors``."""
     p = Path(archive)
@@ -127,4 +132,4 @@ def load_trainer_state(path: Path, n: int, dtype: Any) -> TrainerState:
     return TrainerState(epoch=epoch, scalars={str(k): float(v) for k, v in scalars.items()}, ranks=ranks)
 
 
-__all__ = ["TrainerState", "load_trainer_state", "save_trainer_state", "state_path"]
+__all__ = ["TrainerState", "host_dtype", "load_trainer_state", "save_trainer_state", "state_path"]

@@ -13,7 +13,13 @@ from deepspark.errors import ConfigError, DataError, DeepSparkError, StorageErro
 from deepspark.nn.fit_session import FitSession, OnDivergence, is_classifier, local_validator, validation_names
 from deepspark.spark._driver import FitContext, RoundInfo, latest_checkpoint
 from deepspark.spark._placement import TASK_AMOUNT_KEY, driver_placement
-from deepspark.spark._trainer_state import TrainerState, load_trainer_state, save_trainer_state, state_path
+from deepspark.spark._trainer_state import (
+    TrainerState,
+    host_dtype,
+    load_trainer_state,
+    save_trainer_state,
+    state_path,
+)
 from deepspark.spark.events import PhaseTimer
 from deepspark.spark.listeners import notify
 from deepspark.spark.masters import ParameterAveraging, TrainingMaster
@@ -143,16 +149,13 @@ class SparkNetwork:
         prepared = master.prepare(self.spark, source, self.network, features_col, label_col, workers, timer)
         start_epoch = self.network.epoch
 
-        def checkpointed(epoch: int) -> bool:
-            return checkpoint_dir is not None and (epoch - start_epoch) % checkpoint_every == 0
-
         def on_round_done(info: RoundInfo) -> None:
             session.step(info.score, total=info.rounds_in_epoch)
             if on_round is not None:
                 on_round(info)
 
         def on_epoch(epoch: int) -> bool:
-            if checkpoint_dir is not None and checkpointed(epoch):
+            if checkpoint_dir is not None and (epoch - start_epoch) % checkpoint_every == 0:
                 path = Path(checkpoint_dir) / f"checkpoint_epoch{epoch:04d}.zip"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _save_trainer_state(ctx.trainer_state, epoch, path)  # first: a checkpoint's archive is its last file
@@ -359,7 +362,7 @@ def _resumed_trainer_state(archive: Path, net: Network) -> TrainerState | None:
     path = state_path(archive)
     if not path.exists():
         return None
-    state = load_trainer_state(path, net.flat.n_trainable, net.flat.params.detach().numpy().dtype)
+    state = load_trainer_state(path, net.flat.n_trainable, host_dtype(net))
     if state.epoch != net.epoch:
         log.warning(
             "%s belongs to epoch %d but %s to epoch %d: resuming without it (empty residuals)",
