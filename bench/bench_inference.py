@@ -1,11 +1,13 @@
 """LeNet inference on one CPU thread: ``Network.output`` against the same network written in plain PyTorch.
 
-8,192 random MNIST-shaped rows, batches of 1,024, ``torch.set_num_threads(1)`` (what each Spark task gets).
+8,192 random MNIST-shaped rows, batches of 1,024 (and, for ``Network.output`` with ``batch_size`` left out, the
+batch the network picks: ``Network.inference_batch_size``, 64 rows for LeNet), ``torch.set_num_threads(1)``
+(what each Spark task gets).
 Each contender runs in a fresh process (3 timed passes after one warm-up, the best kept), contenders
 alternate, and the table shows the median over ``--rounds`` such processes.
 
 Contenders: deepspark's ``Network.output`` (convolutions run
-channels-last during inference), the hand-written ``nn.Sequential`` in the default NCHW layout, and the same
+channels-last on CPU), the hand-written ``nn.Sequential`` in the default NCHW layout, and the same
 module converted with ``.to(memory_format=torch.channels_last)``. All three hold the same parameters.
 
 Run: ``.venv/bin/python bench/bench_inference.py [--rounds 3]``.
@@ -31,7 +33,12 @@ from common import lenet_config, lenet_torch
 
 from deepspark.nn import Network
 
-CONTENDERS = ("Network.output (channels-last inference)", "plain torch, NCHW", "plain torch, channels_last")
+CONTENDERS = (
+    "Network.output, batch 1,024",
+    "plain torch, NCHW, batch 1,024",
+    "plain torch, channels_last, batch 1,024",
+    "Network.output, batch left to the network",
+)
 
 
 def rate(fn: Callable[[], object], rows: int) -> float:
@@ -55,6 +62,8 @@ def contender(name: str) -> float:
     x = np.random.default_rng(0).random((8192, 784), dtype=np.float32)
     if name == CONTENDERS[0]:
         return rate(lambda: net.output(x, batch_size=1024), len(x))
+    if name == CONTENDERS[3]:
+        return rate(lambda: net.output(x), len(x))
     module = plain if name == CONTENDERS[1] else plain.to(memory_format=torch.channels_last)
     xt = torch.from_numpy(x)
 

@@ -2,7 +2,10 @@
 
 60,000 rows (the MNIST test images tiled 6 times, an ``array<float>`` column, cached and counted) on local[2];
 the same LeNet-style network for everyone (deepspark's, with the same parameters): every contender computes
-it with ``Network.output`` on numpy batches of 1,024 rows, so only the data path differs. Output: the class
+it with ``Network.output``. ``predict`` and ``transform`` leave the batch to the network
+(``Network.inference_batch_size``: 64 rows for LeNet, 1,024 for the MLP); ``predict_batch_udf`` runs batches of
+1,024 rows, and ``predict_batch_udf-sized`` batches of the network's size, so the table shows what the batch
+choice is worth and what the data path is. Output: the class
 index (a double) per row, written to Spark's ``noop`` sink. Each contender runs in a fresh process, after
 one untimed warm-up action over 2,000 rows in 2 partitions (both Python workers start
 and load the model); contenders alternate; rows/s is the median of ``--rounds``.
@@ -32,21 +35,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import lenet_config, mnist_arg, mnist_split
 from sim_sharing import network_config, updater
 
-CONTENDERS = ("predict", "transform", "predict_batch_udf")
+CONTENDERS = ("predict", "transform", "predict_batch_udf", "predict_batch_udf-sized")
 
 
 def load() -> str:
     return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def make_predict_fn(archive: str) -> Any:
+def make_predict_fn(archive: str, batch: int) -> Any:
     """predict_batch_udf's factory: the same deepspark network, loaded once per Python worker."""
     from deepspark.nn import Network
 
     net = Network.load(archive)
 
     def predict(x: np.ndarray) -> np.ndarray:
-        out = net.output(x.astype(np.float32, copy=False), batch_size=1024)
+        out = net.output(x.astype(np.float32, copy=False), batch_size=batch)
         return np.argmax(out, axis=1).astype(np.float64)  # type: ignore[arg-type]
 
     return predict
@@ -80,8 +83,9 @@ def contender(name: str, archive: str, mnist: Path) -> float:
                 from pyspark.ml.functions import predict_batch_udf
                 from pyspark.sql.types import DoubleType
 
+                batch = net.inference_batch_size() if name.endswith("-sized") else 1024
                 udf = predict_batch_udf(
-                    partial(make_predict_fn, archive), return_type=DoubleType(), batch_size=1024,
+                    partial(make_predict_fn, archive, batch), return_type=DoubleType(), batch_size=batch,
                     input_tensor_shapes=[[784]],
                 )
                 out = frame.withColumn("prediction", udf(F.col("features")))

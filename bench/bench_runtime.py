@@ -2,6 +2,8 @@
 
 The job: LeNet-style CNN on the first 8,000 MNIST test images, Adam 1e-3, 2 workers x batch 32 (single
 process: batch 32 on 1 thread, and batch 64 on 2 threads), ``--epochs`` epochs (default 3), on local[2].
+deepspark runs CPU convolutions channels-last; the ``-cl`` contenders are plain torch and TorchDistributor
+with the model converted to that layout too, so the table shows how much of a lead is the layout.
 
 Every contender runs in a FRESH process (no Spark workers, JVM or torch state left over from another
 contender); contenders alternate, and each figure is the median of ``--rounds`` runs (default 3). The load
@@ -41,8 +43,10 @@ from common import lenet_config, lenet_torch, mnist_arg, mnist_split  # noqa: E4
 
 CONTENDERS = (
     "torch-1t-b32",
+    "torch-1t-b32-cl",
     "torch-2t-b64",
     "td-local",
+    "td-local-cl",
     "td-dataframe",
     "dense",
     "averaging",
@@ -94,12 +98,16 @@ def worker_memory() -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------ contenders
 
 
-def run_torch(x: np.ndarray, y: np.ndarray, epochs: int, threads: int, batch: int) -> dict[str, Any]:
+def run_torch(
+    x: np.ndarray, y: np.ndarray, epochs: int, threads: int, batch: int, channels_last: bool = False
+) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = lenet_torch()
+    if channels_last:  # the layout deepspark's CPU convolutions use: what a torch user gets by asking for it
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
@@ -117,8 +125,11 @@ def run_torch(x: np.ndarray, y: np.ndarray, epochs: int, threads: int, batch: in
     return {"steady": steady, "wall": ends[-1] - t0}
 
 
-def ddp_train(x: np.ndarray, y: np.ndarray, epochs: int, batch: int, bench_dir: str) -> float:
-    """TorchDistributor's train function (local_mode=True): DDP over gloo, each rank on its half."""
+def ddp_train(
+    x: np.ndarray, y: np.ndarray, epochs: int, batch: int, bench_dir: str, channels_last: bool = False
+) -> float:
+    """TorchDistributor's train function (local_mode=True): DDP over gloo, each rank on its half (``channels_last``:
+    the model converted to the channels-last layout first, as a user tuning for CPU would)."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -130,7 +141,8 @@ def ddp_train(x: np.ndarray, y: np.ndarray, epochs: int, batch: int, bench_dir: 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
-    model = DistributedDataParallel(lenet_torch())
+    plain = lenet_torch()
+    model = DistributedDataParallel(plain.to(memory_format=torch.channels_last) if channels_last else plain)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     xs, ys = torch.from_numpy(x[rank::world]), torch.from_numpy(y[rank::world])
@@ -196,12 +208,12 @@ def run_spark_contender(name: str, x: np.ndarray, y: np.ndarray, epochs: int, ba
             from pyspark.ml.torch.distributor import TorchDistributor
 
             t0 = time.perf_counter()
-            if name == "td-local":
+            if name in ("td-local", "td-local-cl"):
                 table = df.select("features", "label").toArrow()
                 xs = np.stack(table.column("features").to_numpy(zero_copy_only=False)).astype(np.float32)
                 ys = table.column("label").to_numpy().astype(np.int64)
                 steady = TorchDistributor(num_processes=2, local_mode=True, use_gpu=False).run(
-                    ddp_train, xs, ys, epochs, batch, BENCH_DIR
+                    ddp_train, xs, ys, epochs, batch, BENCH_DIR, name == "td-local-cl"
                 )
             else:
                 distributor = TorchDistributor(num_processes=2, local_mode=False, use_gpu=False)
@@ -292,8 +304,8 @@ def torch_runtime_rss() -> int:
 
 def contender(name: str, args: argparse.Namespace) -> dict[str, Any]:
     x, y, _, _ = mnist_split(args.mnist)
-    if name == "torch-1t-b32":
-        return run_torch(x, y, args.epochs, 1, args.batch)
+    if name in ("torch-1t-b32", "torch-1t-b32-cl"):
+        return run_torch(x, y, args.epochs, 1, args.batch, channels_last=name.endswith("-cl"))
     if name == "torch-2t-b64":
         return run_torch(x, y, args.epochs, 2, 2 * args.batch)
     if name.startswith("overhead-"):
@@ -359,13 +371,20 @@ def main() -> None:
     ratios = [
         ("dense vs TorchDistributor local_mode=True", "dense", "td-local", "steady", 1.2),
         ("averaging vs dense", "averaging", "dense", "steady", 0.9),
+        ("dense vs TorchDistributor local_mode=True, model in channels_last (no target)", "dense", "td-local-cl",
+         "steady", None),
     ]
     for label, a, b, key, target in ratios:
         if a in medians and b in medians:
-            print(f"{label}: {medians[a][key] / medians[b][key]:.2f}x (target >= {target}x)")
+            goal = f"target >= {target}x" if target is not None else "for comparison"
+            print(f"{label}: {medians[a][key] / medians[b][key]:.2f}x ({goal})")
     if "dense" in medians and "torch-1t-b32" in medians:
         limit = 2 * medians["torch-1t-b32"]["steady"]
         print(f"dense vs the 2-worker limit ({limit:,.0f}): {medians['dense']['steady'] / limit:.2f}x (target >= 0.8x)")
+    if "dense" in medians and "torch-1t-b32-cl" in medians:
+        limit = 2 * medians["torch-1t-b32-cl"]["steady"]
+        print(f"dense vs the 2-worker limit with channels_last torch ({limit:,.0f}): "
+              f"{medians['dense']['steady'] / limit:.2f}x (for comparison)")
     if "dense" in medians and "td-dataframe" in medians:
         ratio = medians["dense"]["wall"] / medians["td-dataframe"]["wall"]
         print(f"dense fit wall vs TorchDistributor _train_on_dataframe: {ratio:.2f}x (target <= 0.6x)")

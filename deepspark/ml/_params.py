@@ -110,12 +110,16 @@ class DeepSparkParams(HasFeaturesCol, HasLabelCol, HasPredictionCol):
     """Params every deepspark estimator and model shares."""
 
     batchSize: Param[int] = Param(
-        Params._dummy(), "batchSize", "rows per forward pass in transform", typeConverter=positive_int("batchSize")
+        Params._dummy(),
+        "batchSize",
+        "rows per forward pass in transform (unset: sized to the network)",
+        typeConverter=positive_int("batchSize"),
     )
 
-    def getBatchSize(self) -> int:
-        """Rows per forward pass in transform."""
-        return self.getOrDefault(self.batchSize)
+    def getBatchSize(self) -> int | None:
+        """Rows per forward pass in transform; None (unset) lets each executor's network pick a cache-sized batch
+        (``Network.inference_batch_size``)."""
+        return self.getOrDefault(self.batchSize) if self.isDefined(self.batchSize) else None
 
 
 class TrainingParams(DeepSparkParams, HasSeed):

@@ -27,7 +27,7 @@ def transform(
     net: Network,
     features_col: str | Sequence[str],
     columns: dict[str, str],
-    batch_size: int,
+    batch_size: int | None,
     *,
     check_input: bool = False,
 ) -> DataFrame:

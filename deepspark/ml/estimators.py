@@ -56,7 +56,6 @@ class _DeepSparkEstimator(
             trainingMaster=ParameterAveraging().to_json(indent=None),
             epochs=1,
             checkpointDir="",
-            batchSize=1024,
         )
 
     def _specs(self) -> tuple[Any, Any]:
@@ -159,7 +158,7 @@ class DeepSparkClassifier(_DeepSparkEstimator, HasProbabilityCol, HasRawPredicti
         learningRate: float | None = None,
         seed: int | None = None,
         checkpointDir: str = "",
-        batchSize: int = 1024,
+        batchSize: int | None = None,
     ) -> None:
         super().__init__()
         self._init_defaults()
@@ -196,7 +195,7 @@ class DeepSparkRegressor(_DeepSparkEstimator):
         learningRate: float | None = None,
         seed: int | None = None,
         checkpointDir: str = "",
-        batchSize: int = 1024,
+        batchSize: int | None = None,
     ) -> None:
         super().__init__()
         self._init_defaults()
@@ -237,7 +236,6 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
             predictionCol="prediction",
             probabilityCol="probability",
             rawPredictionCol="rawPrediction",
-            batchSize=1024,
             checkInput=False,
         )
 
@@ -269,7 +267,8 @@ class DeepSparkModel(Model, DeepSparkParams, HasProbabilityCol, HasRawPrediction
         return self._set(rawPredictionCol=value)
 
     def setBatchSize(self, value: int) -> DeepSparkModel:
-        """Rows per inference batch on the executors."""
+        """Rows per inference batch on the executors (left unset, each executor's network picks a cache-sized
+        batch: ``Network.inference_batch_size``)."""
         return self._set(batchSize=value)
 
     def setCheckInput(self, value: bool) -> DeepSparkModel:

@@ -148,6 +148,7 @@ class Network:
         self._vocab = None
         self._input_vocab: list[int | None] = []  # graphs: vocab_size of the embeddings each graph input feeds, or None
         self._stochastic = True
+        self._inference_rows: int | None = None  # inference_batch_size, worked out on first use
 
     @classmethod
     def from_module(
@@ -484,14 +485,36 @@ class Network:
     # ----------------------------------------------------------------- inference and scoring
 
     @torch.no_grad()
-    def output(self, x: Any, *, batch_size: int = 1024, features_mask: Any = None) -> np.ndarray | list[np.ndarray]:
+    def output(
+        self, x: Any, *, batch_size: int | None = None, features_mask: Any = None
+    ) -> np.ndarray | list[np.ndarray]:
         """Activated network output (class probabilities for classifiers) as a numpy array.
 
         A graph with several outputs returns a list with one array per output, in ``outputs`` order.
+        ``batch_size``: rows per forward pass; None leaves it to ``inference_batch_size`` (cache-sized on CPU).
         """
         data = self._prepare(x, None, features_mask)
-        outs = [t.numpy() for t in self._output_tensors(data, batch_size)]
+        outs = [t.numpy() for t in self._output_tensors(data, self._pass_rows(batch_size))]
         return outs[0] if len(outs) == 1 else outs
+
+    def inference_batch_size(self) -> int:
+        """Rows per forward pass when ``batch_size`` is left out of ``output``, ``score`` and the evaluations:
+        on CPU the largest power of two whose widest activation stays cache-sized (e.g. 64 for a LeNet-style
+        network, 1,024 for a small MLP), on an accelerator 1,024. See ``deepspark.nn.report``."""
+        if self._inference_rows is None:
+            from deepspark.nn.report import inference_batch_size
+
+            self._inference_rows = inference_batch_size(self)
+        return self._inference_rows
+
+    def _pass_rows(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            return self.inference_batch_size()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise DataError(
+                f"batch_size: expected a positive int, or None to size it to the network; got {batch_size!r}"
+            )
+        return batch_size
 
     def _output_tensor(self, data: Batch, batch_size: int) -> Tensor:
         return self._output_tensors(data, batch_size)[0]
@@ -509,11 +532,11 @@ class Network:
         return [torch.cat(out) for out in outs]
 
     @torch.no_grad()
-    def score(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> float:
+    def score(self, x: Any, y: Any = None, *, batch_size: int | None = None) -> float:
         """Mean loss over the data (plus regularization), in inference mode."""
         self.model.eval()
         total, count = 0.0, 0
-        for x_b, y_b, fm, lm in map(self.to_device, self._eval_batches(x, y, batch_size)):
+        for x_b, y_b, fm, lm in map(self.to_device, self._eval_batches(x, y, self._pass_rows(batch_size))):
             if y_b is None:
                 raise DataError("score needs labels")
             total += float(self._loss(x_b, y_b, fm, lm)) * _rows(x_b)
@@ -530,11 +553,13 @@ class Network:
             yield from self._batches_from(x)
 
     @torch.no_grad()
-    def do_evaluation(self, x: Any, y: Any = None, *evaluations: Any, batch_size: int = 1024) -> Sequence[Any]:
+    def do_evaluation(
+        self, x: Any, y: Any = None, *evaluations: Any, batch_size: int | None = None
+    ) -> Sequence[Any]:
         """Run every evaluation (anything with ``eval(labels, predictions, mask)``) over the data."""
         self.model.eval()
         act = activation_fn(self.heads[0].activation)
-        for xb, yb, fm, lm in map(self.to_device, self._eval_batches(x, y, batch_size)):
+        for xb, yb, fm, lm in map(self.to_device, self._eval_batches(x, y, self._pass_rows(batch_size))):
             if yb is None:
                 raise DataError("evaluation needs labels")
             preout, out_mask = self.preouts(xb, fm)[0]  # graphs: the first output
@@ -546,7 +571,13 @@ class Network:
         return evaluations
 
     def evaluate(
-        self, x: Any, y: Any = None, *, batch_size: int = 1024, top_n: int = 1, labels: Sequence[str] | None = None
+        self,
+        x: Any,
+        y: Any = None,
+        *,
+        batch_size: int | None = None,
+        top_n: int = 1,
+        labels: Sequence[str] | None = None,
     ) -> Evaluation:
         """Classification metrics (accuracy, precision, recall, F1, confusion matrix) over the data."""
         from deepspark.eval import Evaluation
@@ -561,7 +592,7 @@ class Network:
         self.do_evaluation(x, y, ev, batch_size=batch_size)
         return ev
 
-    def evaluate_regression(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> RegressionEvaluation:
+    def evaluate_regression(self, x: Any, y: Any = None, *, batch_size: int | None = None) -> RegressionEvaluation:
         """Regression metrics (MSE, MAE, RMSE, RSE, R^2, Pearson) per output column."""
         from deepspark.eval import RegressionEvaluation
 

@@ -40,7 +40,7 @@ class InferenceTask:
 
     model: ModelShipment
     columns: ColumnSpec
-    batch_size: int = 1024
+    batch_size: int | None = None  # rows per forward pass; None: the executor's network sizes it
     output_col: str = "score"
     evaluations_json: tuple[str, ...] = ()
     key_col: str | None = None
@@ -48,6 +48,11 @@ class InferenceTask:
 
 
 # ----------------------------------------------------------------------------------------- executor side
+
+
+def _pass_rows(task: InferenceTask, net: Network) -> int:
+    """Rows per forward pass: the task's, or what the executor's network picks for its device."""
+    return task.batch_size if task.batch_size is not None else net.inference_batch_size()
 
 
 def _float_dtype(task: InferenceTask) -> type[np.floating[Any]]:
@@ -98,9 +103,9 @@ def evaluate_batches(
             continue
         x, y = _arrays(task, batch, rows)
         if task.columns.feature_kind == "sequence":  # padded steps and masks, in minibatches
-            net.do_evaluation(_sequences(task, x, y).batches(task.batch_size), None, *evaluations)
+            net.do_evaluation(_sequences(task, x, y).batches(_pass_rows(task, net)), None, *evaluations)
         else:
-            net.do_evaluation(x, y, *evaluations, batch_size=task.batch_size)
+            net.do_evaluation(x, y, *evaluations, batch_size=_pass_rows(task, net))
         rows += batch.num_rows
     if rows:
         text = json.dumps([e.to_dict() for e in evaluations], allow_nan=False, separators=(",", ":"))
@@ -120,9 +125,9 @@ def score_batches(
             continue
         x, y = _arrays(task, batch, rows)
         if task.columns.feature_kind == "sequence":
-            total += net.score(_sequences(task, x, y).batches(task.batch_size)) * batch.num_rows
+            total += net.score(_sequences(task, x, y).batches(_pass_rows(task, net))) * batch.num_rows
         else:
-            total += net.score(x, y, batch_size=task.batch_size) * batch.num_rows
+            total += net.score(x, y, batch_size=_pass_rows(task, net)) * batch.num_rows
         rows += batch.num_rows
     if rows:
         yield pa.RecordBatch.from_arrays(
@@ -146,8 +151,9 @@ def example_losses(net: Network, task: InferenceTask, x: np.ndarray, y: np.ndarr
     losses = np.empty(len(x), dtype=np.float64)
     net.model.eval()
     with torch.no_grad():
-        for start in range(0, len(x), task.batch_size):
-            stop = start + task.batch_size
+        rows = _pass_rows(task, net)
+        for start in range(0, len(x), rows):
+            stop = start + rows
             xt = features_to_tensor(x[start:stop], input_type, net.dtype)
             yt = labels_to_tensor(y[start:stop], xt.shape[0], head, net.dtype)
             xd, yd, _, _ = net.to_device((xt, yt, None, None))
@@ -303,12 +309,12 @@ def _needed(df: DataFrame, spec: ColumnSpec) -> DataFrame:
     return df.select(*[F.col("`" + c.replace("`", "``") + "`") for c in spec.columns])
 
 
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise DataError(f"batch_size: expected a positive int, got {batch_size!r}")
+def _check_batch_size(batch_size: int | None) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise DataError(f"batch_size: expected a positive int, or None to size it to the network; got {batch_size!r}")
 
 
-def _task(df: DataFrame, net: Network, spec: ColumnSpec, batch_size: int, **fields: Any) -> InferenceTask:
+def _task(df: DataFrame, net: Network, spec: ColumnSpec, batch_size: int | None, **fields: Any) -> InferenceTask:
     """The task spec of one call, with ONE broadcast of the flat parameters."""
     model = ship(df.sparkSession.sparkContext, net, with_updater=False, key=uuid.uuid4().hex)
     return InferenceTask(model=model, columns=spec, batch_size=batch_size, **fields)
@@ -330,7 +336,7 @@ def predict(
     features_col: str | Sequence[str] = "features",
     output_col: str = "prediction",
     probabilities_col: str | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     check_input: bool = False,
 ) -> DataFrame:
     """Append the network's prediction to every row of ``df``, on the executors.
@@ -350,7 +356,8 @@ def predict(
         features_col: Features column (array or Vector), or numeric columns assembled in order.
         output_col: Name of the prediction column.
         probabilities_col: Also append the raw output vector (probabilities for classifiers) here.
-        batch_size: Rows per forward pass.
+        batch_size: Rows per forward pass; None (the default) lets each executor's network pick a cache-sized
+            batch (`Network.inference_batch_size`).
         check_input: Check the features (one extra pass in the JVM) before returning; off by default.
 
     Returns:
@@ -408,7 +415,7 @@ def evaluate(
     features_col: str | Sequence[str] = "features",
     label_col: str = "label",
     evaluations: Sequence[Any] | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     aggregation_depth: int = 2,
 ) -> list[Any]:
     """Evaluate ``net`` on ``df``: each partition fills its own evaluations, merged with a treeAggregate.
@@ -422,7 +429,8 @@ def evaluate(
         features_col: Features column (array or Vector), or numeric columns assembled in order.
         label_col: Label column (class index, one-hot/array, or number).
         evaluations: deepspark evaluations; default ``Evaluation`` for classifiers, else ``RegressionEvaluation``.
-        batch_size: Rows per forward pass.
+        batch_size: Rows per forward pass; None (the default) lets each executor's network pick a cache-sized
+            batch (`Network.inference_batch_size`).
         aggregation_depth: Depth of the treeAggregate.
 
     Returns:
@@ -475,7 +483,7 @@ def score(
     net: Network,
     features_col: str | Sequence[str] = "features",
     label_col: str = "label",
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> float:
     """Mean loss of ``net`` over every row of ``df`` (plus regularization), as ``Network.score``.
 
@@ -510,7 +518,7 @@ def score_examples(
     label_col: str = "label",
     key_col: str = "id",
     output_col: str = "score",
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     include_regularization: bool = False,
 ) -> DataFrame:
     """The loss of every example, keyed (DL4J's ``scoreExamples`` / ``feedForwardWithKey``).
@@ -524,7 +532,8 @@ def score_examples(
         label_col: Label column.
         key_col: Column copied to the output to identify each row.
         output_col: Name of the loss column (double).
-        batch_size: Rows per forward pass.
+        batch_size: Rows per forward pass; None (the default) lets each executor's network pick a cache-sized
+            batch (`Network.inference_batch_size`).
         include_regularization: Add the network's regularization term to every loss.
 
     Returns:

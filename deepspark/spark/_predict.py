@@ -44,7 +44,7 @@ class PredictTask:
         kind: ``class`` (argmax index), ``scalar`` (one output) or ``vector`` (the output vector).
         probability: also return the output vector (probabilities for classifiers).
         raw: also return log-probabilities (Spark ML's ``rawPrediction``).
-        batch_size: rows per forward pass.
+        batch_size: rows per forward pass; None: the executor's network picks it (`Network.inference_batch_size`).
         element: ``float`` or ``double``: the element type of returned vectors.
     """
 
@@ -53,7 +53,7 @@ class PredictTask:
     kind: Kind
     probability: bool
     raw: bool
-    batch_size: int
+    batch_size: int | None
     element: Literal["float", "double"] = "float"
 
 
@@ -212,7 +212,7 @@ def prediction_struct(
     *,
     probability: bool,
     raw: bool,
-    batch_size: int,
+    batch_size: int | None,
     element: Literal["float", "double"],
     sequence: ColumnSpec | None = None,
     role: str = "features",

@@ -255,6 +255,7 @@ def test_model_setters_choose_the_output_columns(fitted: PipelineModel, blobs: D
     model = fitted.stages[-1]
     assert isinstance(model, DeepSparkModel)
     blobs = PipelineModel(fitted.stages[:-1]).transform(blobs)  # the columns the model reads
+    assert model.getBatchSize() is None  # unset: each executor's network sizes its own forward passes
     lean = model.copy().setProbabilityCol("").setRawPredictionCol("").setPredictionCol("label_hat").setBatchSize(7)
     assert (lean.getProbabilityCol(), lean.getRawPredictionCol(), lean.getBatchSize()) == ("", "", 7)
     out = lean.transform(blobs)

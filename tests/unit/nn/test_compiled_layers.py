@@ -484,9 +484,11 @@ def test_numpy_compat_network_output_is_numpy_float32() -> None:
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
 
 
-def test_conv_inference_runs_channels_last_and_matches_the_training_layout() -> None:
-    """CPU inference computes 2-D convolutions NHWC (oneDNN's faster kernels) while training stays NCHW; both give
-    the same outputs up to float32 rounding, and a TorchLayer after a convolution still gets contiguous NCHW input."""
+def test_conv_layers_run_channels_last_on_cpu_and_match_plain_nchw_torch() -> None:
+    """On CPU, 2-D convolutions compute NHWC (oneDNN's faster kernels) in training and in inference; the
+    parameters stay NCHW views of the flat buffer, and the outputs, the loss and the gradient equal a plain NCHW
+    torch computation with the same weights up to float32 rounding. A TorchLayer after a convolution still gets
+    contiguous input (its module flattens with ``view``)."""
     from deepspark.nn.conv_layers import Conv2DLayer
 
     conf = NetworkConfig(
@@ -508,14 +510,32 @@ def test_conv_inference_runs_channels_last_and_matches_the_training_layout() -> 
         layouts.append((y.stride(1) == 1, y.is_contiguous()))
 
     hooks = [m.register_forward_hook(record) for m in net.model.modules() if isinstance(m, Conv2DLayer)]
-    x = np.random.default_rng(0).random((9, 144)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x = rng.random((9, 144)).astype(np.float32)
+    labels = rng.integers(0, 3, size=9)
     inferred = net.output(x)
     assert layouts == [(True, False), (True, False)]  # NHWC (channel stride 1), not NCHW-contiguous
     layouts.clear()
-    net.model.eval()
-    with torch.enable_grad():
-        preout, _ = net.preouts(torch.from_numpy(x))[0]
-    assert layouts == [(False, True), (False, True)]
+    score = net.compute_gradient(net._prepare(x, labels))
+    assert layouts == [(True, False), (True, False)]  # training too
     for h in hooks:
         h.remove()
-    np.testing.assert_allclose(inferred, torch.softmax(preout, dim=1).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+    named = dict(net.model.named_parameters())
+    flat = net.flat.params
+    for name in ("layers.0.weight", "layers.2.weight"):  # still NCHW-contiguous views into the flat buffer
+        weight = named[name]
+        assert weight.is_contiguous()
+        assert flat.data_ptr() <= weight.data_ptr() < flat.data_ptr() + flat.numel() * flat.element_size()
+    ref = {k: v.detach().clone().requires_grad_() for k, v in named.items()}
+    h = F.relu(F.conv2d(torch.from_numpy(x).view(9, 1, 12, 12), ref["layers.0.weight"], ref["layers.0.bias"]))
+    h = F.relu(F.conv2d(F.max_pool2d(h, 2, 2), ref["layers.2.weight"], ref["layers.2.bias"]))
+    h = F.linear(h.reshape(9, -1), ref["layers.3.module.linear.weight"], ref["layers.3.module.linear.bias"])
+    logits = F.linear(h, ref["layers.4.weight"], ref["layers.4.bias"])
+    loss = F.cross_entropy(logits, torch.from_numpy(labels))
+    grads = torch.autograd.grad(loss, list(ref.values()))
+    np.testing.assert_allclose(inferred, torch.softmax(logits, dim=1).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert float(score) == pytest.approx(loss.item(), rel=1e-5)
+    for (name, param), expected in zip(named.items(), grads, strict=True):
+        assert param.grad is not None, name
+        np.testing.assert_allclose(param.grad.numpy(), expected.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)

@@ -26,6 +26,7 @@ from deepspark.config import (
     Sgd,
     Subsampling2D,
 )
+from deepspark.errors import DataError
 from deepspark.nn import Network
 
 
@@ -377,6 +378,50 @@ def test_network_memory_report_recurrent_input_counts_timesteps(seed: int) -> No
 def test_network_memory_report_float64_uses_eight_bytes(seed: int) -> None:
     net = Network(dataclasses.replace(_conf(seed), dtype="float64"))
     assert net.memory_report(batch_size=2).params == net.num_params() * 8
+
+
+def _image_net(side: int, channels: int, dtype: str = "float32") -> Network:
+    return Network(
+        NetworkConfig(
+            seed=0,
+            dtype=dtype,  # type: ignore[arg-type]
+            input_type=InputType.convolutional_flat(side, side, 1),
+            layers=(
+                Conv2D(n_out=channels, kernel=(5, 5), activation="relu"),
+                Subsampling2D(kernel=(2, 2), stride=(2, 2)),
+                Output(n_out=3),
+            ),
+        )
+    )
+
+
+def test_inference_batch_size_keeps_the_widest_activation_cache_sized() -> None:
+    """Left to the network, a CPU forward pass takes the largest power of two of rows whose widest layer output
+    fits the cache budget, within the bounds: 64 for LeNet's first convolution (20 x 24 x 24 floats per row)."""
+    from deepspark.nn.report import INFERENCE_CACHE_BYTES, INFERENCE_ROWS
+
+    low, high = INFERENCE_ROWS
+    cases = {  # network -> (widest bytes per row, expected rows)
+        "lenet": (_image_net(28, 20), 20 * 24 * 24 * 4, 64),
+        "lenet float64": (_image_net(28, 20, "float64"), 20 * 24 * 24 * 8, 32),
+        "mlp": (Network(_conf(0)), 6 * 4, high),
+        "huge": (_image_net(200, 64), 64 * 196 * 196 * 4, low),
+    }
+    for name, (net, widest, expected) in cases.items():
+        rows = net.inference_batch_size()
+        assert rows == expected, name
+        assert rows in (low, high) or rows * widest <= INFERENCE_CACHE_BYTES < 2 * rows * widest, name
+
+
+def test_output_batch_size_none_matches_an_explicit_batch_and_bad_sizes_are_refused() -> None:
+    net = _image_net(28, 20)
+    x = np.random.default_rng(0).random((300, 784)).astype(np.float32)
+    np.testing.assert_allclose(net.output(x), net.output(x, batch_size=1024), rtol=1e-5, atol=1e-7)
+    labels = np.arange(300) % 3
+    assert net.score(x, labels) == pytest.approx(net.score(x, labels, batch_size=300), rel=1e-5)
+    for bad in (0, -1, 2.5, True, "64"):
+        with pytest.raises(DataError, match=r"batch_size: expected a positive int, or None"):
+            net.output(x, batch_size=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("form", ["convolutional", "convolutional_flat"])
