@@ -55,12 +55,12 @@ def _runs_channels_last(x: Tensor) -> bool:
     """Whether a 2-D convolution of ``x`` runs channels-last (NHWC): on CPU, outside any tracer or compiler.
 
     oneDNN's channels-last convolution and pooling kernels beat the NCHW ones on CPU, for training as for
-    inference: a LeNet-style network trained 1.38x faster (``bench/bench_fit.py``) and ran its inference 1.86x
-    faster on one thread (``bench/bench_inference.py``). Only the activations' memory layout changes: the parameters keep their NCHW
-    shape and layout in the flat buffer (the weight is restrided per call, a copy of kilobytes whose gradient
-    flows back into the flat buffer), and a later flatten reads the logical NCHW order, so a network's
-    archive, its ``Dense`` weights and its results (to float rounding) are the same. CUDA keeps NCHW, where
-    cuDNN's choice is its own; traced and exported graphs keep the plain layout.
+    inference: a LeNet-style network trained 1.38x faster (``bench/bench_fit.py``) and ran its inference
+    1.86x faster on one thread (``bench/bench_inference.py``). Only the activations' memory layout changes:
+    the parameters keep their NCHW shape and layout in the flat buffer (the weight is restrided per call, a
+    copy of kilobytes whose gradient flows back into the flat buffer), and a later flatten reads the logical
+    NCHW order, so a network's archive, its ``Dense`` weights and its results (to float rounding) are the
+    same. CUDA keeps NCHW, where cuDNN's choice is its own; traced and exported graphs keep the plain layout.
     """
     return (
         x.device.type == "cpu"

@@ -188,9 +188,9 @@ def inference_batch_size(net: Network) -> int:
 
     On CPU a forward pass runs fastest while its activations stay in the processor's cache: a LeNet-style
     network (46 KB of first-convolution output per row) ran 12,400 rows/s on one thread in batches of 64 and
-    7,300 in batches of 1,024 (``bench/bench_inference.py``). So the batch is the largest power of two whose widest layer output (input
-    included) fits in ``INFERENCE_CACHE_BYTES``, within ``INFERENCE_ROWS``. A network on an accelerator, or
-    one whose shapes are not known (built from a torch module), gets the largest.
+    7,300 in batches of 1,024 (``bench/bench_inference.py``). So the batch is the largest power of two whose
+    widest layer output (input included) fits in ``INFERENCE_CACHE_BYTES``, within ``INFERENCE_ROWS``. A
+    network on an accelerator, or one whose shapes are not known (built from a torch module), gets the largest.
     """
     low, high = INFERENCE_ROWS
     config = net.config
