@@ -508,13 +508,10 @@ class Network:
         return self._inference_rows
 
     def _pass_rows(self, batch_size: int | None) -> int:
-        if batch_size is None:
-            return self.inference_batch_size()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise DataError(
-                f"batch_size: expected a positive int, or None to size it to the network; got {batch_size!r}"
-            )
-        return batch_size
+        from deepspark.nn.report import checked_batch_size
+
+        rows = checked_batch_size(batch_size)
+        return self.inference_batch_size() if rows is None else rows
 
     def _output_tensor(self, data: Batch, batch_size: int) -> Tensor:
         return self._output_tensors(data, batch_size)[0]

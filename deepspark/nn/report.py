@@ -9,6 +9,7 @@ import torch
 
 from deepspark.config.graph import GraphConfig
 from deepspark.config.network import NetworkConfig
+from deepspark.errors import DataError
 
 if TYPE_CHECKING:
     from deepspark.config.graph import VertexPlan
@@ -208,3 +209,10 @@ def inference_batch_size(net: Network) -> int:
     while rows > low and rows * widest > INFERENCE_CACHE_BYTES:
         rows //= 2
     return rows
+
+
+def checked_batch_size(batch_size: int | None) -> int | None:
+    """``batch_size`` as given when it is a positive int, or None (the network picks); otherwise a DataError."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise DataError(f"batch_size: expected a positive int, or None to size it to the network; got {batch_size!r}")
+    return batch_size

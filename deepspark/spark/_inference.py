@@ -20,6 +20,7 @@ import numpy as np
 from deepspark._failures import spark_failures
 from deepspark.errors import DataError, DeepSparkError
 from deepspark.nn.functional import CLASSIFICATION_LOSSES
+from deepspark.nn.report import checked_batch_size
 from deepspark.spark._executor import ModelShipment, load_model, normalizer, ship
 from deepspark.spark._predict import output_kind, prediction_struct
 
@@ -309,11 +310,6 @@ def _needed(df: DataFrame, spec: ColumnSpec) -> DataFrame:
     return df.select(*[F.col("`" + c.replace("`", "``") + "`") for c in spec.columns])
 
 
-def _check_batch_size(batch_size: int | None) -> None:
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise DataError(f"batch_size: expected a positive int, or None to size it to the network; got {batch_size!r}")
-
-
 def _task(df: DataFrame, net: Network, spec: ColumnSpec, batch_size: int | None, **fields: Any) -> InferenceTask:
     """The task spec of one call, with ONE broadcast of the flat parameters."""
     model = ship(df.sparkSession.sparkContext, net, with_updater=False, key=uuid.uuid4().hex)
@@ -373,7 +369,7 @@ def predict(
     from pyspark.sql import functions as F
 
     _check_network(net, "predict", per_example=True)
-    _check_batch_size(batch_size)
+    checked_batch_size(batch_size)
     _new_columns(df, output_col, probabilities_col)
     sequence = None
     if _input_type(net).form == "recurrent":
@@ -446,7 +442,7 @@ def evaluate(
     from deepspark.eval import BaseEvaluation
 
     _check_network(net, "evaluate", per_example=False)
-    _check_batch_size(batch_size)
+    checked_batch_size(batch_size)
     evals = list(evaluations) if evaluations is not None else default_evaluations(net)
     if not evals:
         raise DataError("evaluations: expected at least one evaluation, got an empty list")
@@ -496,7 +492,7 @@ def score(
         0.4213
     """
     _check_network(net, "score", per_example=False)
-    _check_batch_size(batch_size)
+    checked_batch_size(batch_size)
     spec = _resolve(df, net, features_col, label_col)
     task = _task(df, net, spec, batch_size)
     try:
@@ -547,7 +543,7 @@ def score_examples(
     _check_network(net, "score_examples", per_example=True)
     if _input_type(net).form == "recurrent":
         raise DataError("score_examples on Spark does not support sequence inputs yet; use score() or evaluate()")
-    _check_batch_size(batch_size)
+    checked_batch_size(batch_size)
     spec = _resolve(df, net, features_col, label_col, key_col)
     if output_col == key_col:
         raise DataError(f"output_col and key_col are both {key_col!r}; choose another output_col")

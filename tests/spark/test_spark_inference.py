@@ -175,6 +175,13 @@ def test_bad_input_raises_data_error_on_the_driver(spark: SparkSession, seed: in
         _inference.score(df, _wrong_width_network(seed), "features", "label")
     with pytest.raises(DataError, match="'tag' already exists"):
         _inference.predict(df, net, "features", output_col="tag")
+    for call in (
+        lambda: _inference.predict(df, net, "features", batch_size=0),
+        lambda: _inference.evaluate(df, net, "features", "label", batch_size=2.5),  # type: ignore[arg-type]
+        lambda: _inference.score(df, net, "features", "label", batch_size=True),
+    ):
+        with pytest.raises(DataError, match=r"batch_size: expected a positive int, or None to size it to the network"):
+            call()
 
 
 def _wrong_width_network(seed: int) -> Network:
