@@ -103,10 +103,19 @@ def cluster_spark(
 ) -> Iterator[SparkSession]:
     """A SparkSession on the standalone cluster whose executors run the shipped environment."""
     previous_python = os.environ.get("PYSPARK_PYTHON")
+    # An executor fetches the environment archive (~0.5 GB) into a fresh java.io.tmpdir folder that only its
+    # shutdown hook removes: every executor the fault tests kill left one in /tmp until the disk filled. Inside
+    # the cluster's root, the teardown removes them.
+    executor_tmp = standalone_cluster.root / "local" / "executor-tmp"
+    executor_tmp.mkdir(parents=True, exist_ok=True)
     session = spark_session.cluster_spark(
         standalone_cluster.master_url,
         app_name="deepspark-cluster-tests",
-        conf={**CLUSTER_CONF, "spark.submit.pyFiles": str(deepspark_zip)},
+        conf={
+            **CLUSTER_CONF,
+            "spark.submit.pyFiles": str(deepspark_zip),
+            "spark.executor.extraJavaOptions": f"-Djava.io.tmpdir={executor_tmp}",
+        },
         archives=[f"{executor_env_archive}#{ENV_ALIAS}"],
         executor_python=f"./{ENV_ALIAS}/bin/python",
     )
