@@ -27,6 +27,7 @@ from deepspark.nn.flat import FlatBuffers
 from deepspark.nn.functional import CLASSIFICATION_LOSSES, activation_fn, mean_loss, per_example_loss
 from deepspark.nn.graph_model import GraphModel
 from deepspark.nn.history import History
+from deepspark.nn.inference_batch import checked_batch_size, inference_batch_size
 from deepspark.nn.inputs import (
     check_embedding_indices,
     features_to_tensor,
@@ -500,16 +501,12 @@ class Network:
     def inference_batch_size(self) -> int:
         """Rows per forward pass when ``batch_size`` is left out of ``output``, ``score`` and the evaluations:
         on CPU the largest power of two whose widest activation stays cache-sized (e.g. 64 for a LeNet-style
-        network, 1,024 for a small MLP), on an accelerator 1,024. See ``deepspark.nn.report``."""
+        network, 1,024 for a small MLP), on an accelerator 1,024. See ``deepspark.nn.inference_batch``."""
         if self._inference_rows is None:
-            from deepspark.nn.report import inference_batch_size
-
             self._inference_rows = inference_batch_size(self)
         return self._inference_rows
 
     def _pass_rows(self, batch_size: int | None) -> int:
-        from deepspark.nn.report import checked_batch_size
-
         rows = checked_batch_size(batch_size)
         return self.inference_batch_size() if rows is None else rows
 

@@ -20,7 +20,7 @@ import numpy as np
 from deepspark._failures import spark_failures
 from deepspark.errors import DataError, DeepSparkError
 from deepspark.nn.functional import CLASSIFICATION_LOSSES
-from deepspark.nn.report import checked_batch_size
+from deepspark.nn.inference_batch import checked_batch_size
 from deepspark.spark._executor import ModelShipment, load_model, normalizer, ship
 from deepspark.spark._predict import output_kind, prediction_struct
 

@@ -398,7 +398,7 @@ def _image_net(side: int, channels: int, dtype: str = "float32") -> Network:
 def test_inference_batch_size_keeps_the_widest_activation_cache_sized() -> None:
     """Left to the network, a CPU forward pass takes the largest power of two of rows whose widest layer output
     fits the cache budget, within the bounds: 64 for LeNet's first convolution (20 x 24 x 24 floats per row)."""
-    from deepspark.nn.report import INFERENCE_CACHE_BYTES, INFERENCE_ROWS
+    from deepspark.nn.inference_batch import INFERENCE_CACHE_BYTES, INFERENCE_ROWS
 
     low, high = INFERENCE_ROWS
     cases = {  # network -> (widest bytes per row, expected rows)
