@@ -1,7 +1,8 @@
-"""deepspark ``Network.fit`` samples/s vs a hand-written PyTorch loop: same model, data, batch size, one run.
+"""deepspark ``Network.fit`` samples/s vs a hand-written PyTorch loop: same model, data, batch size and seed.
 
-Run: ``.venv/bin/python bench/bench_fit.py`` (uses the MNIST test set's first 8,000 images).
-Rounds alternate between the contenders so drift on the machine hits all equally; the median of each is compared.
+Run: ``.venv/bin/python bench/bench_fit.py [--mnist DIR] [--rounds 3] [--examples 4000]`` (the MNIST test set's
+first ``--examples`` images). Each contender runs in a fresh process (one untimed warm-up epoch, then one timed
+epoch); contenders alternate, and the table compares the medians over ``--rounds`` such processes.
 deepspark trains CPU convolutions channels-last; the third contender is the hand-written loop with the model
 converted to that layout (``.to(memory_format=torch.channels_last)``), so the table shows what the layout is worth.
 """
@@ -9,17 +10,47 @@ converted to that layout (``.to(memory_format=torch.channels_last)``), so the ta
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import lenet_config, lenet_torch, mnist_arg, mnist_split, torch_fit
 
-from deepspark.nn import Network
+CONTENDERS = ("deepspark Network.fit", "hand-written torch", "hand-written torch, channels_last")
+
+
+def contender(name: str, args: argparse.Namespace) -> float:
+    """Samples/s of one timed epoch of ``name``, in this (fresh) process, after one warm-up epoch."""
+    import torch
+
+    from deepspark.nn import Network
+
+    x, y, _, _ = mnist_split(args.mnist)
+    x, y = x[: args.examples], y[: args.examples]
+    if name == CONTENDERS[0]:
+        net = Network(lenet_config(seed=0))
+
+        def epoch(seed: int) -> None:
+            net.fit(x, y, epochs=1, batch_size=args.batch_size)
+    else:
+        torch.manual_seed(0)
+        model = lenet_torch()
+        if name == CONTENDERS[2]:
+            model = model.to(memory_format=torch.channels_last)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def epoch(seed: int) -> None:
+            torch_fit(model, xt, yt, epochs=1, batch_size=args.batch_size, seed=seed)
+
+    epoch(0)
+    t0 = time.perf_counter()
+    epoch(1)
+    return len(x) / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -28,36 +59,30 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--examples", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--contender", type=int, help="run one contender in this process and print its JSON")
     args = parser.parse_args()
-    x, y, _, _ = mnist_split(args.mnist)
-    x, y = x[: args.examples], y[: args.examples]
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    ours, theirs, theirs_cl = [], [], []
-    for r in range(args.rounds + 1):  # round 0 warms both up and is not counted
-        net = Network(lenet_config(seed=r))
-        t0 = time.perf_counter()
-        net.fit(x, y, epochs=1, batch_size=args.batch_size)
-        t_ours = time.perf_counter() - t0
-        torch.manual_seed(r)
-        model = lenet_torch()
-        t0 = time.perf_counter()
-        torch_fit(model, xt, yt, epochs=1, batch_size=args.batch_size, seed=r)
-        t_theirs = time.perf_counter() - t0
-        torch.manual_seed(r)
-        model = lenet_torch().to(memory_format=torch.channels_last)
-        t0 = time.perf_counter()
-        torch_fit(model, xt, yt, epochs=1, batch_size=args.batch_size, seed=r)
-        t_cl = time.perf_counter() - t0
-        if r:
-            ours.append(len(x) / t_ours)
-            theirs.append(len(x) / t_theirs)
-            theirs_cl.append(len(x) / t_cl)
-            print(f"round {r}: deepspark {ours[-1]:,.0f} samples/s, torch loop {theirs[-1]:,.0f} samples/s, "
-                  f"torch loop channels_last {theirs_cl[-1]:,.0f} samples/s")
-    a, b, c = statistics.median(ours), statistics.median(theirs), statistics.median(theirs_cl)
-    print(f"torch threads: {torch.get_num_threads()}, batch {args.batch_size}, {len(x)} examples per round")
-    print(f"median: deepspark {a:,.0f} samples/s, hand-written torch {b:,.0f} samples/s, ratio {a / b:.3f}; "
-          f"hand-written torch in channels_last {c:,.0f} samples/s, ratio {a / c:.3f}")
+    if args.contender is not None:
+        print(json.dumps({"samples_per_s": contender(CONTENDERS[args.contender], args)}), flush=True)
+        return
+    rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    for r in range(args.rounds):
+        for i, name in enumerate(CONTENDERS):
+            cmd = [sys.executable, __file__, "--contender", str(i), "--mnist", str(args.mnist),
+                   "--examples", str(args.examples), "--batch-size", str(args.batch_size)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} failed: {done.stderr[-2000:]}")
+            rates[name].append(json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"])
+            print(f"round {r + 1}, {name}: {rates[name][-1]:,.0f} samples/s; load avg {os.getloadavg()[0]:.2f}",
+                  flush=True)
+    med = {name: statistics.median(v) for name, v in rates.items()}
+    ours = med[CONTENDERS[0]]
+    print(f"\nbatch {args.batch_size}, {args.examples} examples, torch's default threads, median of {args.rounds} "
+          "fresh-process runs each, alternating")
+    print("| contender | samples/s | deepspark vs it |\n| --- | --- | --- |")
+    for name, rate in med.items():
+        print(f"| {name} | {rate:,.0f} | {ours / rate:.3f} |")
+    print(f"load avg {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def _runs_channels_last(x: Tensor) -> bool:
     """Whether a 2-D convolution of ``x`` runs channels-last (NHWC): on CPU, outside any tracer or compiler.
 
     oneDNN's channels-last convolution and pooling kernels beat the NCHW ones on CPU, for training as for
-    inference: a LeNet-style network trained 1.38x faster (``bench/bench_fit.py``) and ran its inference
+    inference: a LeNet-style network trained 1.40x faster (``bench/bench_fit.py``) and ran its inference
     1.86x faster on one thread (``bench/bench_inference.py``). Only the activations' memory layout changes:
     the parameters keep their NCHW shape and layout in the flat buffer (the weight is restrided per call, a
     copy of kilobytes whose gradient flows back into the flat buffer), and a later flatten reads the logical
